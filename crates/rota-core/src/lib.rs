@@ -1,0 +1,19 @@
+//! Rota's domain model, free of I/O.
+//!
+//! Everything here is pure: the job state machine ([`state`]), the backoff
+//! policy ([`backoff`]), the injected [`Clock`], job and queue value types and
+//! their validation ([`job`], [`queue`]). Storage drivers and the runtime build
+//! on these types; the state machine is the single source of truth for which
+//! changes a job may undergo.
+
+pub mod backoff;
+pub mod clock;
+pub mod job;
+pub mod queue;
+pub mod state;
+
+pub use backoff::{BackoffPolicy, BackoffTracker};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use job::{AttemptError, ErrorKind, Job, JobSpec, MAX_PRIORITY, ValidationError};
+pub use queue::{QueueConfig, validate_queue_name};
+pub use state::{JobEvent, JobState, Step, TransitionError, TRANSITIONS};

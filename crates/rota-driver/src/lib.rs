@@ -1,0 +1,132 @@
+//! The storage boundary between Rota's engine and its stores.
+//!
+//! One [`Driver`] trait, implemented by `rota-sqlite` and `rota-postgres`.
+//! Methods are named entity first (`job_claim`, `leader_attempt_elect`) and
+//! take one params struct. Drivers own all SQL; the engine decides *what*
+//! state a job moves to (through [`rota_core::state`]), drivers make the
+//! change atomically and *fence* it: a run's writes apply only while its
+//! lease token still matches.
+//!
+//! Times are passed in by the caller (from its injected clock) so that logic
+//! depending on time is testable and every node agrees on one source.
+
+mod error;
+mod params;
+
+use async_trait::async_trait;
+use rota_core::Job;
+use tokio::sync::broadcast;
+
+pub use error::{DriverError, Result};
+pub use params::*;
+
+/// A storage backend for Rota.
+///
+/// Every method is one atomic unit (one transaction) unless it says
+/// otherwise. Implementations must be cheap to share (`Arc<dyn Driver>`).
+#[async_trait]
+pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
+    /// Short store name: `sqlite` or `postgres`.
+    fn name(&self) -> &'static str;
+
+    /// Applies pending migrations (idempotent; safe to run concurrently).
+    async fn migrate(&self) -> Result<()>;
+
+    /// Lists known migrations and whether each is applied.
+    async fn migration_status(&self) -> Result<Vec<MigrationStatus>>;
+
+    /// Checks the store is reachable.
+    async fn ping(&self) -> Result<()>;
+
+    /// Store version and durability settings, for benchmarks and `readyz`.
+    async fn store_info(&self) -> Result<StoreInfo>;
+
+    /// Subscribes to wake-ups: a message arrives soon after jobs become
+    /// available (committed inserts, promotions, retries), from this process
+    /// or, where the store can tell, from others. Lagging receivers just
+    /// miss messages; consumers also poll.
+    fn subscribe(&self) -> broadcast::Receiver<Wakeup>;
+
+    /// Inserts jobs in one transaction; returns once committed. A spec whose
+    /// `unique_key` is held by an unfinished job is not inserted: the
+    /// existing job is returned with `inserted = false`. Results keep input
+    /// order.
+    async fn job_insert_many(&self, params: Vec<JobInsertParams>) -> Result<Vec<InsertedJob>>;
+
+    /// One job by id.
+    async fn job_get(&self, id: i64) -> Result<Option<Job>>;
+
+    /// Jobs matching the filter, newest first, keyset-paginated by id.
+    async fn job_list(&self, params: &JobListParams) -> Result<Vec<Job>>;
+
+    /// Counts jobs per queue and state.
+    async fn job_count(&self) -> Result<Vec<JobCount>>;
+
+    /// Claims up to `max` available jobs of one queue, ordered by priority,
+    /// then `run_at`, then id; skips everything when the queue is paused and
+    /// jobs whose label selector the node does not satisfy. Claimed jobs are
+    /// `running` with `attempt + 1`, the given lease token and expiry,
+    /// `started_at = now`, `node = node_id`.
+    async fn job_claim(&self, params: &JobClaimParams) -> Result<Vec<Job>>;
+
+    /// Moves running jobs to the states the engine computed, each fenced by
+    /// its lease token (and optionally by lease expiry). Returns, per input,
+    /// whether it applied; a stale token changes nothing.
+    async fn job_finish_many(&self, params: Vec<JobFinishParams>) -> Result<Vec<FinishResult>>;
+
+    /// Extends the leases of held running jobs. Reports per job whether the
+    /// lease is still held and whether cancellation was requested.
+    async fn job_heartbeat_many(&self, params: &JobHeartbeatParams) -> Result<Vec<HeartbeatResult>>;
+
+    /// Stores progress and/or output of a running job, fenced by lease token.
+    /// Returns whether the lease was still held.
+    async fn job_checkin(&self, params: &JobCheckinParams) -> Result<bool>;
+
+    /// Requests cancellation. Waiting jobs become `canceled` at once; a
+    /// running job gets `cancel_requested_at` and stays running until its
+    /// worker stops. A finished job is [`DriverError::InvalidState`].
+    async fn job_cancel(&self, params: &JobCancelParams) -> Result<Job>;
+
+    /// Operator retry: a waiting or finished job becomes `available` now
+    /// (finished ones with `attempt = 0`). A running job is
+    /// [`DriverError::InvalidState`].
+    async fn job_retry(&self, params: &JobRetryParams) -> Result<Job>;
+
+    /// Deletes a finished job; other states are [`DriverError::InvalidState`].
+    async fn job_delete(&self, id: i64) -> Result<Job>;
+
+    /// Running jobs whose lease expired before `now`, oldest expiry first.
+    async fn job_list_expired(&self, params: &JobExpiredParams) -> Result<Vec<Job>>;
+
+    /// Makes `scheduled` and `retrying` jobs whose `run_at` has come
+    /// `available`; returns how many per queue.
+    async fn job_promote_due(&self, params: &JobPromoteParams) -> Result<Vec<QueueCount>>;
+
+    /// Deletes finished jobs by age and/or count; returns how many.
+    async fn job_prune(&self, params: &JobPruneParams) -> Result<u64>;
+
+    /// Pauses a queue (its jobs stay, nothing is claimed). Idempotent.
+    async fn queue_pause(&self, params: &QueuePauseParams) -> Result<()>;
+
+    /// Resumes a paused queue. Idempotent.
+    async fn queue_resume(&self, params: &QueuePauseParams) -> Result<()>;
+
+    /// Every queue that has jobs or a stored setting.
+    async fn queue_list(&self) -> Result<Vec<QueueRow>>;
+
+    /// Becomes leader if there is none or the lease expired. Returns the new
+    /// term when elected. Each term is recorded in the term history.
+    async fn leader_attempt_elect(&self, params: &LeaderElectParams) -> Result<Option<LeaderTerm>>;
+
+    /// Extends our own term; `None` when it was lost (expired and taken).
+    async fn leader_attempt_reelect(&self, params: &LeaderReelectParams) -> Result<Option<LeaderTerm>>;
+
+    /// Gives up leadership of `term` at once.
+    async fn leader_resign(&self, params: &LeaderReelectParams) -> Result<()>;
+
+    /// The current leader, if its lease has not expired at `now`.
+    async fn leader_get(&self, now: jiff::Timestamp) -> Result<Option<LeaderTerm>>;
+
+    /// Recorded leader terms, oldest first.
+    async fn leader_terms(&self) -> Result<Vec<LeaderTerm>>;
+}
