@@ -52,13 +52,19 @@ impl BackoffPolicy {
             return Err(ValidationError::new("max_attempts", "must be at least 1"));
         }
         if !self.multiplier.is_finite() || self.multiplier < 1.0 {
-            return Err(ValidationError::new("multiplier", "must be a finite number ≥ 1"));
+            return Err(ValidationError::new(
+                "multiplier",
+                "must be a finite number ≥ 1",
+            ));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err(ValidationError::new("jitter", "must be between 0 and 1"));
         }
         if self.max_interval < self.initial_interval {
-            return Err(ValidationError::new("max_interval", "must not be below initial_interval"));
+            return Err(ValidationError::new(
+                "max_interval",
+                "must not be below initial_interval",
+            ));
         }
         Ok(())
     }
@@ -103,10 +109,10 @@ pub struct BackoffTracker {
 
 impl BackoffTracker {
     fn maybe_reset(&mut self, policy: &BackoffPolicy, now: Timestamp) {
-        if let (Some(since), Some(reset)) = (self.healthy_since, policy.reset_interval) {
-            if clock::add(since, reset) <= now {
-                self.failures = 0;
-            }
+        if let (Some(since), Some(reset)) = (self.healthy_since, policy.reset_interval)
+            && clock::add(since, reset) <= now
+        {
+            self.failures = 0;
         }
     }
 
@@ -166,7 +172,9 @@ pub(crate) mod opt_duration_ms {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }

@@ -115,6 +115,10 @@ pub struct Job {
     pub node: Option<String>,
     /// When the current lease expires (running jobs).
     pub lease_expires_at: Option<Timestamp>,
+    /// Fencing token of the current run (running jobs). Internal: never
+    /// serialized, so API clients cannot forge a completion.
+    #[serde(skip)]
+    pub lease_token: Option<i64>,
     /// When cancellation was requested, if it was.
     pub cancel_requested_at: Option<Timestamp>,
     /// W3C `traceparent` of the enqueuer, if any.
@@ -185,24 +189,30 @@ impl JobSpec {
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(ValidationError::new("timeout", "must be positive"));
         }
-        if let Some(key) = &self.unique_key {
-            if key.is_empty() || key.len() > MAX_UNIQUE_KEY_LEN || key.contains('\0') {
-                return Err(ValidationError::new(
-                    "unique_key",
-                    format!("must be 1..={MAX_UNIQUE_KEY_LEN} bytes without NUL"),
-                ));
-            }
+        if let Some(key) = &self.unique_key
+            && (key.is_empty() || key.len() > MAX_UNIQUE_KEY_LEN || key.contains('\0'))
+        {
+            return Err(ValidationError::new(
+                "unique_key",
+                format!("must be 1..={MAX_UNIQUE_KEY_LEN} bytes without NUL"),
+            ));
         }
         for (map, field) in [(&self.labels, "labels"), (&self.attributes, "attributes")] {
             for (k, v) in map {
                 validate_name(field, k)?;
                 if v.contains('\0') {
-                    return Err(ValidationError::new(format!("{field}.{k}"), "must not contain NUL"));
+                    return Err(ValidationError::new(
+                        format!("{field}.{k}"),
+                        "must not contain NUL",
+                    ));
                 }
             }
         }
         if contains_nul(&self.args) {
-            return Err(ValidationError::new("args", "must not contain NUL characters"));
+            return Err(ValidationError::new(
+                "args",
+                "must not contain NUL characters",
+            ));
         }
         Ok(())
     }
@@ -213,10 +223,16 @@ fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(ValidationError::new(field, format!("must be at most {MAX_NAME_LEN} bytes")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {MAX_NAME_LEN} bytes"),
+        ));
     }
     if name.chars().any(|c| c.is_control()) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -241,15 +257,69 @@ mod tests {
         let ok = JobSpec::new("email", json!({"to": "a"}));
         assert!(ok.validate().is_ok());
         let cases: Vec<(JobSpec, &str)> = vec![
-            (JobSpec { kind: String::new(), ..ok.clone() }, "kind"),
-            (JobSpec { queue: String::new(), ..ok.clone() }, "queue"),
-            (JobSpec { priority: 10, ..ok.clone() }, "priority"),
-            (JobSpec { priority: -1, ..ok.clone() }, "priority"),
-            (JobSpec { max_attempts: 0, ..ok.clone() }, "max_attempts"),
-            (JobSpec { timeout: Some(Duration::ZERO), ..ok.clone() }, "timeout"),
-            (JobSpec { unique_key: Some(String::new()), ..ok.clone() }, "unique_key"),
-            (JobSpec { args: json!({"a": "x\u{0}y"}), ..ok.clone() }, "args"),
-            (JobSpec { kind: "a\nb".into(), ..ok.clone() }, "kind"),
+            (
+                JobSpec {
+                    kind: String::new(),
+                    ..ok.clone()
+                },
+                "kind",
+            ),
+            (
+                JobSpec {
+                    queue: String::new(),
+                    ..ok.clone()
+                },
+                "queue",
+            ),
+            (
+                JobSpec {
+                    priority: 10,
+                    ..ok.clone()
+                },
+                "priority",
+            ),
+            (
+                JobSpec {
+                    priority: -1,
+                    ..ok.clone()
+                },
+                "priority",
+            ),
+            (
+                JobSpec {
+                    max_attempts: 0,
+                    ..ok.clone()
+                },
+                "max_attempts",
+            ),
+            (
+                JobSpec {
+                    timeout: Some(Duration::ZERO),
+                    ..ok.clone()
+                },
+                "timeout",
+            ),
+            (
+                JobSpec {
+                    unique_key: Some(String::new()),
+                    ..ok.clone()
+                },
+                "unique_key",
+            ),
+            (
+                JobSpec {
+                    args: json!({"a": "x\u{0}y"}),
+                    ..ok.clone()
+                },
+                "args",
+            ),
+            (
+                JobSpec {
+                    kind: "a\nb".into(),
+                    ..ok.clone()
+                },
+                "kind",
+            ),
         ];
         for (spec, field) in cases {
             assert_eq!(spec.validate().unwrap_err().field, field, "{spec:?}");

@@ -9,11 +9,13 @@
 pub mod backoff;
 pub mod clock;
 pub mod job;
+pub mod output;
 pub mod queue;
 pub mod state;
 
 pub use backoff::{BackoffPolicy, BackoffTracker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use job::{AttemptError, ErrorKind, Job, JobSpec, MAX_PRIORITY, ValidationError};
+pub use output::OutputBuffer;
 pub use queue::{QueueConfig, validate_queue_name};
-pub use state::{JobEvent, JobState, Step, TransitionError, TRANSITIONS};
+pub use state::{JobEvent, JobState, Step, TRANSITIONS, TransitionError};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{ValidationError, MAX_NAME_LEN};
+use crate::job::{MAX_NAME_LEN, ValidationError};
 
 /// Most concurrent jobs one node runs for one queue.
 pub const MAX_CONCURRENCY: u32 = 10_000;
@@ -10,9 +10,15 @@ pub const MAX_CONCURRENCY: u32 = 10_000;
 /// Checks a queue name: 1..=128 bytes of letters, digits, `_`, `-`, `.`, `:`.
 pub fn validate_queue_name(name: &str) -> Result<(), ValidationError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(ValidationError::new("queue", format!("name must be 1..={MAX_NAME_LEN} bytes")));
+        return Err(ValidationError::new(
+            "queue",
+            format!("name must be 1..={MAX_NAME_LEN} bytes"),
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
         return Err(ValidationError::new(
             "queue",
             format!("name {name:?} contains {c:?}; use letters, digits, '_', '-', '.', ':'"),

@@ -70,7 +70,10 @@ impl JobState {
 
     /// Whether the state is terminal.
     pub const fn is_finished(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Canceled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Canceled
+        )
     }
 }
 
@@ -82,7 +85,9 @@ impl fmt::Display for JobState {
 
 /// A state name that is not one of [`JobState::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job state {0:?}; expected one of scheduled, available, running, retrying, succeeded, failed, canceled")]
+#[error(
+    "unknown job state {0:?}; expected one of scheduled, available, running, retrying, succeeded, failed, canceled"
+)]
 pub struct UnknownState(pub String);
 
 impl FromStr for JobState {
@@ -163,8 +168,20 @@ pub struct Transition {
     pub attempt: AttemptChange,
 }
 
-const fn t(from: JobState, event: JobEvent, guard: Guard, to: JobState, attempt: AttemptChange) -> Transition {
-    Transition { from, event, guard, to, attempt }
+const fn t(
+    from: JobState,
+    event: JobEvent,
+    guard: Guard,
+    to: JobState,
+    attempt: AttemptChange,
+) -> Transition {
+    Transition {
+        from,
+        event,
+        guard,
+        to,
+        attempt,
+    }
 }
 
 use AttemptChange as A;
@@ -176,18 +193,48 @@ use JobState as S;
 pub const TRANSITIONS: &[Transition] = &[
     t(S::Scheduled, E::Promote, G::Always, S::Available, A::Keep),
     t(S::Retrying, E::Promote, G::Always, S::Available, A::Keep),
-    t(S::Available, E::Claim, G::AttemptsLeft, S::Running, A::Increment),
+    t(
+        S::Available,
+        E::Claim,
+        G::AttemptsLeft,
+        S::Running,
+        A::Increment,
+    ),
     t(S::Running, E::Succeed, G::Always, S::Succeeded, A::Keep),
     t(S::Running, E::Error, G::AttemptsLeft, S::Retrying, A::Keep),
-    t(S::Running, E::Error, G::AttemptsExhausted, S::Failed, A::Keep),
+    t(
+        S::Running,
+        E::Error,
+        G::AttemptsExhausted,
+        S::Failed,
+        A::Keep,
+    ),
     t(S::Running, E::Fatal, G::Always, S::Failed, A::Keep),
     t(S::Running, E::Snooze, G::Always, S::Scheduled, A::Decrement),
     t(S::Running, E::Cancel, G::Always, S::Running, A::Keep),
     t(S::Running, E::CancelAck, G::Always, S::Canceled, A::Keep),
     t(S::Running, E::Rescue, G::AttemptsLeft, S::Retrying, A::Keep),
-    t(S::Running, E::Rescue, G::AttemptsExhausted, S::Failed, A::Keep),
-    t(S::Running, E::HandBack, G::AttemptsLeft, S::Available, A::Keep),
-    t(S::Running, E::HandBack, G::AttemptsExhausted, S::Failed, A::Keep),
+    t(
+        S::Running,
+        E::Rescue,
+        G::AttemptsExhausted,
+        S::Failed,
+        A::Keep,
+    ),
+    t(
+        S::Running,
+        E::HandBack,
+        G::AttemptsLeft,
+        S::Available,
+        A::Keep,
+    ),
+    t(
+        S::Running,
+        E::HandBack,
+        G::AttemptsExhausted,
+        S::Failed,
+        A::Keep,
+    ),
     t(S::Scheduled, E::Cancel, G::Always, S::Canceled, A::Keep),
     t(S::Available, E::Cancel, G::Always, S::Canceled, A::Keep),
     t(S::Retrying, E::Cancel, G::Always, S::Canceled, A::Keep),
@@ -220,7 +267,12 @@ pub struct Step {
 impl JobState {
     /// Applies `event` to a job in this state with the given counters,
     /// returning the new state and attempt, or why the event is refused.
-    pub fn apply(self, event: JobEvent, attempt: u32, max_attempts: u32) -> Result<Step, TransitionError> {
+    pub fn apply(
+        self,
+        event: JobEvent,
+        attempt: u32,
+        max_attempts: u32,
+    ) -> Result<Step, TransitionError> {
         let row = TRANSITIONS
             .iter()
             .find(|r| {
@@ -239,12 +291,19 @@ impl JobState {
             AttemptChange::Decrement => attempt.saturating_sub(1),
             AttemptChange::Reset => 0,
         };
-        Ok(Step { to: row.to, attempt })
+        Ok(Step {
+            to: row.to,
+            attempt,
+        })
     }
 
     /// The states from which `event` can apply (for drivers' `WHERE` clauses).
     pub fn sources(event: JobEvent) -> Vec<JobState> {
-        let mut v: Vec<JobState> = TRANSITIONS.iter().filter(|r| r.event == event).map(|r| r.from).collect();
+        let mut v: Vec<JobState> = TRANSITIONS
+            .iter()
+            .filter(|r| r.event == event)
+            .map(|r| r.from)
+            .collect();
         v.dedup();
         v
     }

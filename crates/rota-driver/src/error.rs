@@ -55,6 +55,9 @@ pub enum DriverError {
 impl DriverError {
     /// Whether retrying the same call later might succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, DriverError::Unavailable(_) | DriverError::PoolTimedOut)
+        matches!(
+            self,
+            DriverError::Unavailable(_) | DriverError::PoolTimedOut
+        )
     }
 }

@@ -76,7 +76,8 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
 
     /// Extends the leases of held running jobs. Reports per job whether the
     /// lease is still held and whether cancellation was requested.
-    async fn job_heartbeat_many(&self, params: &JobHeartbeatParams) -> Result<Vec<HeartbeatResult>>;
+    async fn job_heartbeat_many(&self, params: &JobHeartbeatParams)
+    -> Result<Vec<HeartbeatResult>>;
 
     /// Stores progress and/or output of a running job, fenced by lease token.
     /// Returns whether the lease was still held.
@@ -87,9 +88,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     /// worker stops. A finished job is [`DriverError::InvalidState`].
     async fn job_cancel(&self, params: &JobCancelParams) -> Result<Job>;
 
-    /// Operator retry: a waiting or finished job becomes `available` now
-    /// (finished ones with `attempt = 0`). A running job is
-    /// [`DriverError::InvalidState`].
+    /// Operator retry: a `scheduled`, `retrying` or finished job becomes
+    /// `available` now (finished ones with `attempt = 0`). An `available` or
+    /// `running` job is [`DriverError::InvalidState`] (the transition table
+    /// has no such row: it is already runnable, or running).
     async fn job_retry(&self, params: &JobRetryParams) -> Result<Job>;
 
     /// Deletes a finished job; other states are [`DriverError::InvalidState`].
@@ -119,7 +121,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     async fn leader_attempt_elect(&self, params: &LeaderElectParams) -> Result<Option<LeaderTerm>>;
 
     /// Extends our own term; `None` when it was lost (expired and taken).
-    async fn leader_attempt_reelect(&self, params: &LeaderReelectParams) -> Result<Option<LeaderTerm>>;
+    async fn leader_attempt_reelect(
+        &self,
+        params: &LeaderReelectParams,
+    ) -> Result<Option<LeaderTerm>>;
 
     /// Gives up leadership of `term` at once.
     async fn leader_resign(&self, params: &LeaderReelectParams) -> Result<()>;

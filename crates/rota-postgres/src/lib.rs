@@ -1,1 +1,354 @@
-//! placeholder
+//! PostgreSQL storage driver for Rota.
+//!
+//! [`PgDriver`] implements [`rota_driver::Driver`] over a sqlx pool:
+//!
+//! - claims use `FOR UPDATE SKIP LOCKED` over a partial index of available
+//!   jobs, so many workers claim concurrently and the claim stays flat as the
+//!   finished history grows;
+//! - bulk inserts send one `INSERT ... SELECT FROM UNNEST(...)` per few
+//!   thousand rows, inside one transaction;
+//! - wake-ups are `pg_notify` calls made inside the inserting / promoting /
+//!   retrying statement (so they are delivered exactly when it commits) and
+//!   a background `LISTEN` task forwards them to [`Driver::subscribe`]rs;
+//! - every run's writes are fenced by its lease token.
+//!
+//! Rota's tables can live in their own schema ([`PgOptions::schema`]); all
+//! statements use schema-qualified names, so connections' `search_path` is
+//! never changed.
+//!
+//! Transactional enqueue and completion in a caller's own transaction use the
+//! free functions [`job_insert_many_in`], [`job_list_in`] and
+//! [`job_finish_in`] on a `&mut PgConnection` (e.g. `&mut *tx`).
+
+mod error;
+mod jobs;
+mod leader;
+mod listener;
+mod migrate;
+mod options;
+mod queues;
+mod row;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rota_core::Job;
+use rota_driver::{
+    Driver, DriverError, FinishResult, HeartbeatResult, InsertedJob, JobCancelParams,
+    JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams, JobFinishParams,
+    JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
+    JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm, MigrationStatus,
+    QueueCount, QueuePauseParams, QueueRow, Result, StoreInfo, Wakeup,
+};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use tokio::sync::broadcast;
+
+use crate::error::SqlxResultExt;
+pub use crate::listener::LISTENER_APPLICATION_NAME;
+pub use crate::migrate::{MIGRATIONS, Migration};
+use crate::options::Tables;
+pub use crate::options::{MAX_SCHEMA_LEN, PgOptions, validate_schema};
+
+/// Capacity of the wake-up broadcast channel; slow receivers just miss
+/// messages (consumers also poll).
+const WAKEUP_CAPACITY: usize = 1024;
+
+/// Rota's PostgreSQL driver. Cheap to clone; clones share one pool and one
+/// listener. The listener task stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct PgDriver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    connect_options: PgConnectOptions,
+    tables: Tables,
+    wakeups: broadcast::Sender<Wakeup>,
+    listener: Mutex<Option<listener::ListenerTask>>,
+}
+
+impl std::fmt::Debug for PgDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDriver")
+            .field("schema", &self.inner.tables.schema)
+            .field("pool_size", &self.inner.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgDriver {
+    /// Connects to `url` (e.g. `postgres://user:pass@host:5432/db`), creating
+    /// the schema and applying migrations when `options.migrate` is set.
+    ///
+    /// Fails with [`DriverError::Unavailable`] when the server cannot be
+    /// reached, and with [`DriverError::Database`] for a malformed URL or an
+    /// invalid schema name.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<PgDriver> {
+        let connect_options = PgConnectOptions::from_str(url)
+            .map_err(|e| DriverError::Database(format!("invalid PostgreSQL URL: {e}")))?;
+        Self::connect_with(connect_options, options).await
+    }
+
+    /// Like [`PgDriver::connect`], from parsed connection options.
+    pub async fn connect_with(
+        connect_options: PgConnectOptions,
+        options: PgOptions,
+    ) -> Result<PgDriver> {
+        let tables = Tables::new(options.schema.as_deref())?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options.clone())
+            .await
+            .db()?;
+        let (wakeups, _) = broadcast::channel(WAKEUP_CAPACITY);
+        let driver = PgDriver {
+            inner: Arc::new(Inner {
+                pool,
+                connect_options,
+                tables,
+                wakeups,
+                listener: Mutex::new(None),
+            }),
+        };
+        if options.migrate {
+            driver.migrate().await?;
+        }
+        Ok(driver)
+    }
+
+    /// The connection pool (for users' own queries and transactions).
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The schema holding Rota's tables, if one was configured. Pass it to
+    /// the `*_in` functions.
+    pub fn schema(&self) -> Option<&str> {
+        self.inner.tables.schema.as_deref()
+    }
+
+    /// The NOTIFY channel this driver listens on: `rota_jobs`, or
+    /// `rota_jobs_<schema>` when a schema is set.
+    pub fn channel(&self) -> &str {
+        &self.inner.tables.channel
+    }
+
+    fn t(&self) -> &Tables {
+        &self.inner.tables
+    }
+}
+
+/// Inserts jobs on the caller's connection, typically inside the caller's
+/// transaction (`&mut *tx`), so the jobs exist if and only if it commits.
+/// Queues that get available jobs are notified; PostgreSQL delivers the
+/// notification on commit, and not at all on rollback. Large inputs and
+/// unique keys use a savepoint so a failure leaves the caller's transaction
+/// usable. `schema` must match the driver's ([`PgDriver::schema`]).
+pub async fn job_insert_many_in(
+    conn: &mut PgConnection,
+    params: Vec<JobInsertParams>,
+    schema: Option<&str>,
+) -> Result<Vec<InsertedJob>> {
+    let t = Tables::new(schema)?;
+    jobs::insert_many(conn, &t, params).await
+}
+
+/// Lists jobs on the caller's connection (sees the caller's uncommitted
+/// inserts), with the same filters and order as [`Driver::job_list`].
+pub async fn job_list_in(
+    conn: &mut PgConnection,
+    params: &JobListParams,
+    schema: Option<&str>,
+) -> Result<Vec<Job>> {
+    let t = Tables::new(schema)?;
+    jobs::list(conn, &t, params).await
+}
+
+/// Finishes one run on the caller's connection, fenced by its lease token:
+/// with the handler's own writes in the same transaction, the effect and the
+/// new job state commit together. `applied = false` means the lease was lost
+/// (the caller should roll back).
+pub async fn job_finish_in(
+    conn: &mut PgConnection,
+    params: JobFinishParams,
+    schema: Option<&str>,
+) -> Result<FinishResult> {
+    let t = Tables::new(schema)?;
+    let id = params.id;
+    let out = jobs::finish_on(conn, &t, std::slice::from_ref(&params)).await?;
+    Ok(out
+        .into_iter()
+        .next()
+        .unwrap_or(FinishResult { id, applied: false }))
+}
+
+#[async_trait]
+impl Driver for PgDriver {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrate::migrate(&self.inner.pool, self.t()).await
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {
+        migrate::status(&self.inner.pool, self.t()).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn store_info(&self) -> Result<StoreInfo> {
+        let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+            .fetch_one(&self.inner.pool)
+            .await
+            .db()?;
+        let rows = sqlx::query(
+            "SELECT name, setting FROM pg_settings WHERE name IN
+             ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level',
+              'shared_buffers', 'max_connections', 'default_transaction_isolation')",
+        )
+        .fetch_all(&self.inner.pool)
+        .await
+        .db()?;
+        let mut settings = BTreeMap::new();
+        for r in &rows {
+            settings.insert(r.try_get("name").db()?, r.try_get("setting").db()?);
+        }
+        if let Some(s) = self.schema() {
+            settings.insert("rota_schema".to_owned(), s.to_owned());
+        }
+        Ok(StoreInfo {
+            store: "postgres".to_owned(),
+            version,
+            settings,
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wakeup> {
+        let rx = self.inner.wakeups.subscribe();
+        let mut guard = self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = listener::spawn(
+                self.inner.connect_options.clone(),
+                self.inner.tables.channel.clone(),
+                self.inner.wakeups.clone(),
+            );
+        }
+        rx
+    }
+
+    async fn job_insert_many(&self, params: Vec<JobInsertParams>) -> Result<Vec<InsertedJob>> {
+        if params.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.inner.pool.acquire().await.db()?;
+        jobs::insert_many(&mut conn, self.t(), params).await
+    }
+
+    async fn job_get(&self, id: i64) -> Result<Option<Job>> {
+        jobs::get(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn job_list(&self, params: &JobListParams) -> Result<Vec<Job>> {
+        let mut conn = self.inner.pool.acquire().await.db()?;
+        jobs::list(&mut conn, self.t(), params).await
+    }
+
+    async fn job_count(&self) -> Result<Vec<JobCount>> {
+        jobs::count(&self.inner.pool, self.t()).await
+    }
+
+    async fn job_claim(&self, params: &JobClaimParams) -> Result<Vec<Job>> {
+        jobs::claim(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_finish_many(&self, params: Vec<JobFinishParams>) -> Result<Vec<FinishResult>> {
+        jobs::finish_many(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_heartbeat_many(
+        &self,
+        params: &JobHeartbeatParams,
+    ) -> Result<Vec<HeartbeatResult>> {
+        jobs::heartbeat(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_checkin(&self, params: &JobCheckinParams) -> Result<bool> {
+        jobs::checkin(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_cancel(&self, params: &JobCancelParams) -> Result<Job> {
+        jobs::cancel(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_retry(&self, params: &JobRetryParams) -> Result<Job> {
+        jobs::retry(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_delete(&self, id: i64) -> Result<Job> {
+        jobs::delete(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn job_list_expired(&self, params: &JobExpiredParams) -> Result<Vec<Job>> {
+        jobs::list_expired(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_promote_due(&self, params: &JobPromoteParams) -> Result<Vec<QueueCount>> {
+        jobs::promote_due(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn job_prune(&self, params: &JobPruneParams) -> Result<u64> {
+        jobs::prune(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn queue_pause(&self, params: &QueuePauseParams) -> Result<()> {
+        queues::pause(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn queue_resume(&self, params: &QueuePauseParams) -> Result<()> {
+        queues::resume(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
+        queues::list(&self.inner.pool, self.t()).await
+    }
+
+    async fn leader_attempt_elect(&self, params: &LeaderElectParams) -> Result<Option<LeaderTerm>> {
+        leader::attempt_elect(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn leader_attempt_reelect(
+        &self,
+        params: &LeaderReelectParams,
+    ) -> Result<Option<LeaderTerm>> {
+        leader::attempt_reelect(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn leader_resign(&self, params: &LeaderReelectParams) -> Result<()> {
+        leader::resign(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn leader_get(&self, now: jiff::Timestamp) -> Result<Option<LeaderTerm>> {
+        leader::get(&self.inner.pool, self.t(), now).await
+    }
+
+    async fn leader_terms(&self) -> Result<Vec<LeaderTerm>> {
+        leader::terms(&self.inner.pool, self.t()).await
+    }
+}

@@ -1,1 +1,82 @@
-//! placeholder
+//! # Rota
+//!
+//! Durable background jobs for Rust services, on an embedded SQLite file or
+//! a PostgreSQL cluster, with the same semantics on both.
+//!
+//! - Define a job as a serde type implementing [`JobArgs`], and a
+//!   [`Worker`] for it.
+//! - Enqueue with a [`Client`] — alone, many at once, or inside your own
+//!   `sqlx` transaction ([`Client::enqueue_tx`]) so the job exists if and
+//!   only if your data commits.
+//! - Start the client to run workers: per-queue worker pools, leases with
+//!   heartbeats, retries with backoff, durable cancellation, graceful
+//!   shutdown. The elected leader promotes due jobs, rescues jobs of dead
+//!   workers and prunes old ones.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use rota::{Client, Config, EnqueueOpts, JobArgs, JobContext, JobOutcome, JobResult, Store, Worker};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Greet { name: String }
+//! impl JobArgs for Greet { const KIND: &'static str = "greet"; }
+//!
+//! struct Greeter;
+//! #[async_trait::async_trait]
+//! impl Worker for Greeter {
+//!     type Args = Greet;
+//!     async fn work(&self, ctx: &JobContext, args: Greet) -> JobResult {
+//!         ctx.log(format!("hello {}", args.name));
+//!         Ok(JobOutcome::Done)
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), rota::Error> {
+//! let store = Store::open("sqlite://jobs.db").await?;
+//! let client = Client::builder(store)
+//!     .config(Config::default().queue("default", 10))
+//!     .worker(Greeter)
+//!     .build()?;
+//! client.start().await?;
+//! client.enqueue(&Greet { name: "world".into() }, EnqueueOpts::default()).await?;
+//! client.shutdown(Duration::from_secs(10)).await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod config;
+mod context;
+mod enqueue;
+mod error;
+mod hooks;
+pub mod maintenance;
+mod runtime;
+mod store;
+mod worker;
+
+pub use client::{Client, ClientBuilder, JobPage, MAX_PAGE, Services};
+pub use config::{Config, Retention};
+pub use context::{CancelReason, DEFAULT_OUTPUT_CAP, JobContext};
+pub use enqueue::{EnqueueOpts, JobRequest};
+pub use error::{Error, Result};
+pub use hooks::{AbnormalCallback, AbnormalReason};
+pub use runtime::ShutdownReport;
+pub use store::{Store, TxConnection};
+pub use worker::{JobArgs, JobError, JobOutcome, JobResult, RawWorker, Worker};
+
+pub use rota_core::{
+    AttemptError, BackoffPolicy, BackoffTracker, Clock, ErrorKind, Job, JobState, ManualClock,
+    QueueConfig, SystemClock, ValidationError,
+};
+pub use rota_driver::{Driver, DriverError, InsertedJob, JobCount, JobListParams, QueueRow};
+
+/// Re-exported for implementing [`Worker`].
+pub use async_trait::async_trait;
+/// Re-exported so users name the same `sqlx` for transactional enqueue.
+pub use sqlx;
+/// Store drivers, for advanced options.
+pub mod drivers {
+    pub use rota_postgres as postgres;
+    pub use rota_sqlite as sqlite;
+}

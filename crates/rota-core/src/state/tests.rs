@@ -70,15 +70,25 @@ fn table_driven_transitions() {
         (S::Available, E::Rescue, 1, 3, None),
     ];
     for &(from, event, attempt, max, expected) in cases {
-        let got = from.apply(event, attempt, max).ok().map(|s| (s.to, s.attempt));
-        assert_eq!(got, expected, "{from} + {event:?} (attempt {attempt}/{max})");
+        let got = from
+            .apply(event, attempt, max)
+            .ok()
+            .map(|s| (s.to, s.attempt));
+        assert_eq!(
+            got, expected,
+            "{from} + {event:?} (attempt {attempt}/{max})"
+        );
     }
 }
 
 #[test]
 fn every_transition_is_a_lifecycle_edge() {
     for r in TRANSITIONS {
-        assert!(EDGES.contains(&(r.from, r.to)), "{:?} is not in the lifecycle", r);
+        assert!(
+            EDGES.contains(&(r.from, r.to)),
+            "{:?} is not in the lifecycle",
+            r
+        );
     }
 }
 

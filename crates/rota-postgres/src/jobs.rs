@@ -1,0 +1,813 @@
+//! Job statements: insert, claim, finish, heartbeat, cancel, retry, list, ...
+//!
+//! Every statement is built from [`Tables`] so the same SQL serves the pooled
+//! driver and the transactional `*_in` functions on a caller's connection.
+
+use std::collections::{HashMap, HashSet};
+
+use rota_core::{Job, JobState};
+use rota_driver::{
+    DriverError, FinishResult, HeartbeatResult, InsertedJob, JobCancelParams, JobClaimParams,
+    JobCount, JobExpiredParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    JobListParams, JobPromoteParams, JobPruneParams, JobRetryParams, QueueCount, Result,
+};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::types::Json;
+use sqlx::{Acquire, AssertSqlSafe, Row};
+
+use crate::error::SqlxResultExt;
+use crate::options::Tables;
+use crate::row::{PgTs, int, job_from_row, jobs_from_rows, millis, state_from_str, ts, ts_opt};
+
+/// Rows per `INSERT ... SELECT FROM UNNEST(...)` statement.
+pub(crate) const INSERT_CHUNK: usize = 5_000;
+/// Largest page [`list`] returns.
+pub(crate) const MAX_LIST_LIMIT: u32 = 10_000;
+/// SQL list of the terminal states.
+const FINISHED: &str = "('succeeded', 'failed', 'canceled')";
+/// How often an insert retries specs whose unique key was held by a job that
+/// finished before it could be read back.
+const UNIQUE_ROUNDS: usize = 5;
+
+// ---------------------------------------------------------------- insert --
+
+fn insert_sql(t: &Tables) -> String {
+    format!(
+        "WITH input AS MATERIALIZED (
+            SELECT nextval('{seq}') AS id, u.*
+            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::smallint[], $5::jsonb[],
+                        $6::timestamptz[], $7::timestamptz[], $8::integer[], $9::bigint[],
+                        $10::text[], $11::jsonb[], $12::jsonb[], $13::text[])
+                 WITH ORDINALITY AS u(kind, queue, state, priority, args, run_at, created_at,
+                                      max_attempts, timeout_ms, unique_key, labels, attributes,
+                                      trace_context, ord)
+        ), ins AS (
+            INSERT INTO {jobs} (id, kind, queue, state, priority, args, run_at, created_at,
+                                max_attempts, timeout_ms, unique_key, labels, attributes,
+                                trace_context)
+            SELECT id, kind, queue, state, priority, args, run_at, created_at, max_attempts,
+                   timeout_ms, unique_key, labels, attributes, trace_context
+            FROM input ORDER BY ord
+            ON CONFLICT (unique_key)
+                WHERE unique_key IS NOT NULL AND state NOT IN {FINISHED}
+                DO NOTHING
+            RETURNING *
+        ), notified AS (
+            SELECT pg_notify($14, q.queue)
+            FROM (SELECT DISTINCT queue FROM ins WHERE state = 'available') q
+        )
+        SELECT input.ord, ins.* FROM ins JOIN input ON input.id = ins.id
+        WHERE (SELECT count(*) FROM notified) >= 0",
+        seq = t.jobs_seq,
+        jobs = t.jobs,
+    )
+}
+
+/// Runs one insert statement for `idx` (indices into `params`), filling
+/// `out` for the rows inserted.
+async fn insert_chunk(
+    conn: &mut PgConnection,
+    t: &Tables,
+    params: &[JobInsertParams],
+    idx: &[usize],
+    out: &mut [Option<InsertedJob>],
+) -> Result<()> {
+    let n = idx.len();
+    let mut kind = Vec::with_capacity(n);
+    let mut queue = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut priority = Vec::with_capacity(n);
+    let mut args = Vec::with_capacity(n);
+    let mut run_at = Vec::with_capacity(n);
+    let mut created_at = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut timeout_ms = Vec::with_capacity(n);
+    let mut unique_key = Vec::with_capacity(n);
+    let mut labels = Vec::with_capacity(n);
+    let mut attributes = Vec::with_capacity(n);
+    let mut trace_context = Vec::with_capacity(n);
+    for &i in idx {
+        let p = &params[i];
+        kind.push(p.kind.as_str());
+        queue.push(p.queue.as_str());
+        state.push(p.state.as_str());
+        priority.push(p.priority);
+        args.push(Json(&p.args));
+        run_at.push(ts(p.run_at));
+        created_at.push(ts(p.created_at));
+        max_attempts.push(int(p.max_attempts));
+        timeout_ms.push(p.timeout.map(millis));
+        unique_key.push(p.unique_key.as_deref());
+        labels.push(Json(&p.labels));
+        attributes.push(Json(&p.attributes));
+        trace_context.push(p.trace_context.as_deref());
+    }
+    let rows = sqlx::query(AssertSqlSafe(insert_sql(t)))
+        .bind(kind)
+        .bind(queue)
+        .bind(state)
+        .bind(priority)
+        .bind(args)
+        .bind(run_at)
+        .bind(created_at)
+        .bind(max_attempts)
+        .bind(timeout_ms)
+        .bind(unique_key)
+        .bind(labels)
+        .bind(attributes)
+        .bind(trace_context)
+        .bind(&t.channel)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    for row in &rows {
+        let ord: i64 = row.try_get("ord").db()?;
+        let pos = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|o| idx.get(o).copied())
+            .ok_or_else(|| DriverError::Corrupt(format!("insert returned ordinal {ord}")))?;
+        out[pos] = Some(InsertedJob {
+            job: job_from_row(row)?,
+            inserted: true,
+        });
+    }
+    Ok(())
+}
+
+/// The unfinished jobs holding `keys`.
+async fn jobs_by_unique_key(
+    conn: &mut PgConnection,
+    t: &Tables,
+    keys: &[&str],
+) -> Result<HashMap<String, Job>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM {} WHERE unique_key = ANY($1::text[]) AND unique_key IS NOT NULL
+           AND state NOT IN {FINISHED}",
+        t.jobs
+    )))
+    .bind(keys)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut map = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let job = job_from_row(row)?;
+        if let Some(k) = job.unique_key.clone() {
+            map.insert(k, job);
+        }
+    }
+    Ok(map)
+}
+
+/// Inserts on `conn` without opening a transaction of its own.
+async fn insert_on(
+    conn: &mut PgConnection,
+    t: &Tables,
+    params: &[JobInsertParams],
+) -> Result<Vec<InsertedJob>> {
+    let mut out: Vec<Option<InsertedJob>> = vec![None; params.len()];
+    let mut pending: Vec<usize> = (0..params.len()).collect();
+    for _ in 0..UNIQUE_ROUNDS {
+        for chunk in pending.chunks(INSERT_CHUNK) {
+            insert_chunk(conn, t, params, chunk, &mut out).await?;
+        }
+        pending.retain(|&i| out[i].is_none());
+        if pending.is_empty() {
+            break;
+        }
+        // Everything left lost a unique-key conflict: read the holders.
+        let mut keys: Vec<&str> = pending
+            .iter()
+            .filter_map(|&i| params[i].unique_key.as_deref())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let holders = jobs_by_unique_key(conn, t, &keys).await?;
+        for &i in &pending {
+            if let Some(job) = params[i].unique_key.as_ref().and_then(|k| holders.get(k)) {
+                out[i] = Some(InsertedJob {
+                    job: job.clone(),
+                    inserted: false,
+                });
+            }
+        }
+        // A holder that finished in between frees its key: insert again.
+        pending.retain(|&i| out[i].is_none());
+        if pending.is_empty() {
+            break;
+        }
+    }
+    out.into_iter()
+        .map(|o| {
+            o.ok_or_else(|| {
+                DriverError::Conflict("unique key kept changing hands during insert".to_owned())
+            })
+        })
+        .collect()
+}
+
+/// Inserts jobs on `conn` in one transaction (a savepoint when `conn` is
+/// already in one), notifying each queue that got available jobs.
+pub(crate) async fn insert_many(
+    conn: &mut PgConnection,
+    t: &Tables,
+    params: Vec<JobInsertParams>,
+) -> Result<Vec<InsertedJob>> {
+    if params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let single_statement =
+        params.len() <= INSERT_CHUNK && params.iter().all(|p| p.unique_key.is_none());
+    if single_statement {
+        // One statement is atomic by itself: no BEGIN/COMMIT round trips.
+        return insert_on(conn, t, &params).await;
+    }
+    let mut tx = conn.begin().await.db()?;
+    let out = insert_on(&mut tx, t, &params).await?;
+    tx.commit().await.db()?;
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ read --
+
+/// One job by id.
+pub(crate) async fn get(pool: &PgPool, t: &Tables, id: i64) -> Result<Option<Job>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM {} WHERE id = $1",
+        t.jobs
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .db()?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// Lists jobs on `conn`, newest first.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    t: &Tables,
+    p: &JobListParams,
+) -> Result<Vec<Job>> {
+    if p.ids.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Vec::new());
+    }
+    let limit = if p.limit == 0 || p.limit > MAX_LIST_LIMIT {
+        MAX_LIST_LIMIT
+    } else {
+        p.limit
+    };
+    let mut sql = format!("SELECT * FROM {} WHERE true", t.jobs);
+    let mut n = 0;
+    let mut param = |clause: &str| {
+        n += 1;
+        sql.push_str(&clause.replace('?', &format!("${n}")));
+    };
+    if !p.states.is_empty() {
+        param(" AND state = ANY(?::text[])");
+    }
+    if p.queue.is_some() {
+        param(" AND queue = ?");
+    }
+    if p.kind.is_some() {
+        param(" AND kind = ?");
+    }
+    if !p.attributes.is_empty() {
+        // The second condition lets the partial GIN index apply.
+        param(" AND attributes @> ?::jsonb AND attributes <> '{}'::jsonb");
+    }
+    if p.ids.is_some() {
+        param(" AND id = ANY(?::bigint[])");
+    }
+    if p.before_id.is_some() {
+        param(" AND id < ?");
+    }
+    param(" ORDER BY id DESC LIMIT ?");
+    let states: Vec<&str> = p.states.iter().map(|s| s.as_str()).collect();
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    if !states.is_empty() {
+        q = q.bind(states);
+    }
+    if let Some(queue) = &p.queue {
+        q = q.bind(queue.as_str());
+    }
+    if let Some(kind) = &p.kind {
+        q = q.bind(kind.as_str());
+    }
+    if !p.attributes.is_empty() {
+        q = q.bind(Json(&p.attributes));
+    }
+    if let Some(ids) = &p.ids {
+        q = q.bind(ids.as_slice());
+    }
+    if let Some(before) = p.before_id {
+        q = q.bind(before);
+    }
+    let rows = q.bind(i64::from(limit)).fetch_all(&mut *conn).await.db()?;
+    jobs_from_rows(&rows)
+}
+
+/// Jobs per queue and state.
+pub(crate) async fn count(pool: &PgPool, t: &Tables) -> Result<Vec<JobCount>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT queue, state, count(*) AS n FROM {} GROUP BY queue, state ORDER BY queue, state",
+        t.jobs
+    )))
+    .fetch_all(pool)
+    .await
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state").db()?;
+            Ok(JobCount {
+                queue: r.try_get("queue").db()?,
+                state: state_from_str(&state)?,
+                count: r.try_get("n").db()?,
+            })
+        })
+        .collect()
+}
+
+/// Running jobs whose lease expired before `now`.
+pub(crate) async fn list_expired(
+    pool: &PgPool,
+    t: &Tables,
+    p: &JobExpiredParams,
+) -> Result<Vec<Job>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM {} WHERE state = 'running' AND lease_expires_at < $1
+         ORDER BY lease_expires_at, id LIMIT $2",
+        t.jobs
+    )))
+    .bind(ts(p.now))
+    .bind(i64::from(p.limit))
+    .fetch_all(pool)
+    .await
+    .db()?;
+    jobs_from_rows(&rows)
+}
+
+// ----------------------------------------------------------------- claim --
+
+/// Claims up to `max` available jobs of one queue with `FOR UPDATE SKIP
+/// LOCKED`.
+pub(crate) async fn claim(pool: &PgPool, t: &Tables, p: &JobClaimParams) -> Result<Vec<Job>> {
+    if p.max == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH c AS (
+            SELECT id FROM {jobs}
+            WHERE state = 'available' AND queue = $1 AND labels <@ $2::jsonb
+              AND NOT EXISTS (SELECT 1 FROM {queues} WHERE name = $1 AND paused_at IS NOT NULL)
+            ORDER BY priority, run_at, id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ), u AS (
+            UPDATE {jobs} j
+            SET state = 'running', attempt = j.attempt + 1, lease_token = $4,
+                lease_expires_at = $5, started_at = $6, node = $7
+            FROM c WHERE j.id = c.id
+            RETURNING j.*
+        )
+        SELECT * FROM u ORDER BY priority, run_at, id",
+        jobs = t.jobs,
+        queues = t.queues,
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(p.queue.as_str())
+        .bind(Json(&p.node_labels))
+        .bind(i64::from(p.max))
+        .bind(p.lease_token)
+        .bind(ts(p.lease_expires_at))
+        .bind(ts(p.now))
+        .bind(p.node_id.as_str())
+        .fetch_all(pool)
+        .await
+        .db()?;
+    jobs_from_rows(&rows)
+}
+
+// ---------------------------------------------------------------- finish --
+
+fn finish_sql(t: &Tables) -> String {
+    format!(
+        "WITH input AS (
+            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[],
+                                 $5::integer[], $6::timestamptz[], $7::timestamptz[],
+                                 $8::jsonb[], $9::text[], $10::jsonb[], $11::integer[])
+                AS u(id, lease_token, expired_before, state, attempt, run_at, finished_at,
+                     error, output, progress, exit_code)
+        ), upd AS (
+            UPDATE {jobs} j SET
+                state = i.state,
+                attempt = i.attempt,
+                run_at = COALESCE(i.run_at, j.run_at),
+                finished_at = i.finished_at,
+                errors = CASE WHEN i.error IS NULL THEN j.errors
+                              ELSE j.errors || jsonb_build_array(i.error) END,
+                output = COALESCE(i.output, j.output),
+                progress = COALESCE(i.progress, j.progress),
+                exit_code = COALESCE(i.exit_code, j.exit_code),
+                lease_token = NULL,
+                lease_expires_at = NULL
+            FROM input i
+            WHERE j.id = i.id AND j.state = 'running' AND j.lease_token = i.lease_token
+              AND (i.expired_before IS NULL OR j.lease_expires_at < i.expired_before)
+            RETURNING j.id, j.state, j.queue
+        ), notified AS (
+            SELECT pg_notify($12, q.queue)
+            FROM (SELECT DISTINCT queue FROM upd WHERE state = 'available') q
+        )
+        SELECT id FROM upd WHERE (SELECT count(*) FROM notified) >= 0",
+        jobs = t.jobs,
+    )
+}
+
+/// Applies one statement's worth of finishes (ids distinct); returns the ids
+/// that applied.
+async fn finish_round(
+    conn: &mut PgConnection,
+    t: &Tables,
+    params: &[&JobFinishParams],
+) -> Result<HashSet<i64>> {
+    let n = params.len();
+    let mut id = Vec::with_capacity(n);
+    let mut token = Vec::with_capacity(n);
+    let mut expired_before = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut attempt = Vec::with_capacity(n);
+    let mut run_at = Vec::with_capacity(n);
+    let mut finished_at = Vec::with_capacity(n);
+    let mut error = Vec::with_capacity(n);
+    let mut output = Vec::with_capacity(n);
+    let mut progress = Vec::with_capacity(n);
+    let mut exit_code = Vec::with_capacity(n);
+    for p in params {
+        id.push(p.id);
+        token.push(p.lease_token);
+        expired_before.push(ts_opt(p.lease_expired_before));
+        state.push(p.state.as_str());
+        attempt.push(int(p.attempt));
+        run_at.push(ts_opt(p.run_at));
+        finished_at.push(ts_opt(p.finished_at));
+        error.push(p.error.as_ref().map(Json));
+        output.push(p.output.as_deref());
+        progress.push(p.progress.as_ref().map(Json));
+        exit_code.push(p.exit_code);
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(finish_sql(t)))
+        .bind(id)
+        .bind(token)
+        .bind(expired_before)
+        .bind(state)
+        .bind(attempt)
+        .bind(run_at)
+        .bind(finished_at)
+        .bind(error)
+        .bind(output)
+        .bind(progress)
+        .bind(exit_code)
+        .bind(&t.channel)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    Ok(ids.into_iter().collect())
+}
+
+/// Applies fenced finishes on `conn`; returns per input whether it applied.
+/// Inputs repeating an id run in later statements, in input order.
+pub(crate) async fn finish_on(
+    conn: &mut PgConnection,
+    t: &Tables,
+    params: &[JobFinishParams],
+) -> Result<Vec<FinishResult>> {
+    let mut applied = vec![false; params.len()];
+    let mut remaining: Vec<usize> = (0..params.len()).collect();
+    while !remaining.is_empty() {
+        let mut seen = HashSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) =
+            remaining.iter().partition(|&&i| seen.insert(params[i].id));
+        let batch: Vec<&JobFinishParams> = round.iter().map(|&i| &params[i]).collect();
+        let done = finish_round(conn, t, &batch).await?;
+        for &i in &round {
+            applied[i] = done.contains(&params[i].id);
+        }
+        remaining = later;
+    }
+    Ok(params
+        .iter()
+        .zip(applied)
+        .map(|(p, applied)| FinishResult { id: p.id, applied })
+        .collect())
+}
+
+/// Finishes in one transaction on a pooled connection.
+pub(crate) async fn finish_many(
+    pool: &PgPool,
+    t: &Tables,
+    params: Vec<JobFinishParams>,
+) -> Result<Vec<FinishResult>> {
+    if params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = HashSet::new();
+    if params.iter().all(|p| seen.insert(p.id)) {
+        // Distinct ids: one statement, atomic without BEGIN/COMMIT.
+        let mut conn = pool.acquire().await.db()?;
+        return finish_on(&mut conn, t, &params).await;
+    }
+    let mut tx = pool.begin().await.db()?;
+    let out = finish_on(&mut tx, t, &params).await?;
+    tx.commit().await.db()?;
+    Ok(out)
+}
+
+// ------------------------------------------------------------- heartbeat --
+
+/// Extends held leases; reports held / cancel-requested per input pair.
+pub(crate) async fn heartbeat(
+    pool: &PgPool,
+    t: &Tables,
+    p: &JobHeartbeatParams,
+) -> Result<Vec<HeartbeatResult>> {
+    if p.jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = p.jobs.iter().map(|(id, _)| *id).collect();
+    let tokens: Vec<i64> = p.jobs.iter().map(|(_, tok)| *tok).collect();
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {jobs} j SET lease_expires_at = $3
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS h(id, lease_token)
+         WHERE j.id = h.id AND j.state = 'running' AND j.lease_token = h.lease_token
+         RETURNING j.id, j.lease_token, j.cancel_requested_at IS NOT NULL AS cancel_requested",
+        jobs = t.jobs
+    )))
+    .bind(ids)
+    .bind(tokens)
+    .bind(ts(p.lease_expires_at))
+    .fetch_all(pool)
+    .await
+    .db()?;
+    let mut held: HashMap<(i64, i64), bool> = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        held.insert(
+            (r.try_get("id").db()?, r.try_get("lease_token").db()?),
+            r.try_get("cancel_requested").db()?,
+        );
+    }
+    Ok(p.jobs
+        .iter()
+        .map(|key| HeartbeatResult {
+            id: key.0,
+            held: held.contains_key(key),
+            cancel_requested: held.get(key).copied().unwrap_or(false),
+        })
+        .collect())
+}
+
+/// Stores progress / output of a running job, fenced by lease token.
+pub(crate) async fn checkin(
+    pool: &PgPool,
+    t: &Tables,
+    p: &rota_driver::JobCheckinParams,
+) -> Result<bool> {
+    let res = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {} SET progress = COALESCE($3, progress), output = COALESCE($4, output)
+         WHERE id = $1 AND state = 'running' AND lease_token = $2",
+        t.jobs
+    )))
+    .bind(p.id)
+    .bind(p.lease_token)
+    .bind(p.progress.as_ref().map(Json))
+    .bind(p.output.as_deref())
+    .execute(pool)
+    .await
+    .db()?;
+    Ok(res.rows_affected() == 1)
+}
+
+// --------------------------------------------------- cancel/retry/delete --
+
+/// The state of job `id`, or `NotFound`.
+async fn current_state(pool: &PgPool, t: &Tables, id: i64) -> Result<JobState> {
+    let state: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT state FROM {} WHERE id = $1",
+        t.jobs
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .db()?;
+    match state {
+        Some(s) => state_from_str(&s),
+        None => Err(DriverError::NotFound {
+            entity: "job",
+            id: id.to_string(),
+        }),
+    }
+}
+
+/// After a guarded single-row statement matched nothing: `NotFound`, or
+/// `InvalidState` when the job's current state refuses `action`. `Ok` means
+/// the state changed in between to one that allows it (try again).
+async fn refusal(
+    pool: &PgPool,
+    t: &Tables,
+    id: i64,
+    action: &'static str,
+    allowed: fn(JobState) -> bool,
+) -> Result<()> {
+    let state = current_state(pool, t, id).await?;
+    if allowed(state) {
+        Ok(())
+    } else {
+        Err(DriverError::InvalidState { id, state, action })
+    }
+}
+
+/// Runs a guarded statement returning the changed job (if it matched).
+async fn run_guarded(
+    pool: &PgPool,
+    sql: &str,
+    id: i64,
+    now: Option<PgTs>,
+    channel: Option<&str>,
+) -> Result<Option<Job>> {
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id);
+    if let Some(now) = now {
+        q = q.bind(now);
+    }
+    if let Some(channel) = channel {
+        q = q.bind(channel);
+    }
+    let row = q.fetch_optional(pool).await.db()?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// How often a guarded action is tried when the job's state keeps changing.
+const GUARD_TRIES: usize = 3;
+
+fn cancelable(s: JobState) -> bool {
+    !s.is_finished()
+}
+
+fn retryable(s: JobState) -> bool {
+    matches!(s, JobState::Scheduled | JobState::Retrying) || s.is_finished()
+}
+
+/// Cancel: waiting jobs end at once, running ones get `cancel_requested_at`.
+pub(crate) async fn cancel(pool: &PgPool, t: &Tables, p: &JobCancelParams) -> Result<Job> {
+    let sql = format!(
+        "UPDATE {} SET
+            state = CASE WHEN state = 'running' THEN state ELSE 'canceled' END,
+            finished_at = CASE WHEN state = 'running' THEN finished_at ELSE $2 END,
+            cancel_requested_at = CASE WHEN state = 'running'
+                                       THEN COALESCE(cancel_requested_at, $2)
+                                       ELSE cancel_requested_at END
+         WHERE id = $1 AND state IN ('scheduled', 'available', 'retrying', 'running')
+         RETURNING *",
+        t.jobs
+    );
+    for _ in 0..GUARD_TRIES {
+        if let Some(job) = run_guarded(pool, &sql, p.id, Some(ts(p.now)), None).await? {
+            return Ok(job);
+        }
+        refusal(pool, t, p.id, "cancel", cancelable).await?;
+    }
+    Err(DriverError::Conflict(format!(
+        "job {} kept changing state during cancel",
+        p.id
+    )))
+}
+
+/// Operator retry: scheduled / retrying / finished jobs become available now.
+pub(crate) async fn retry(pool: &PgPool, t: &Tables, p: &JobRetryParams) -> Result<Job> {
+    let sql = format!(
+        "WITH u AS (
+            UPDATE {jobs} SET
+                state = 'available',
+                run_at = $2,
+                attempt = CASE WHEN state IN {FINISHED} THEN 0 ELSE attempt END,
+                finished_at = NULL,
+                cancel_requested_at = CASE WHEN state IN {FINISHED} THEN NULL
+                                           ELSE cancel_requested_at END,
+                lease_token = NULL,
+                lease_expires_at = NULL
+            WHERE id = $1 AND state IN ('scheduled', 'retrying', 'succeeded', 'failed', 'canceled')
+            RETURNING *
+        ), notified AS (SELECT pg_notify($3, queue) FROM u)
+        SELECT * FROM u WHERE (SELECT count(*) FROM notified) >= 0",
+        jobs = t.jobs
+    );
+    for _ in 0..GUARD_TRIES {
+        let res = run_guarded(pool, &sql, p.id, Some(ts(p.now)), Some(&t.channel)).await;
+        match res {
+            Ok(Some(job)) => return Ok(job),
+            Ok(None) => refusal(pool, t, p.id, "retry", retryable).await?,
+            Err(DriverError::Conflict(_)) => {
+                return Err(DriverError::Conflict(format!(
+                    "cannot retry job {}: its unique key is held by another unfinished job",
+                    p.id
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DriverError::Conflict(format!(
+        "job {} kept changing state during retry",
+        p.id
+    )))
+}
+
+/// Deletes a finished job.
+pub(crate) async fn delete(pool: &PgPool, t: &Tables, id: i64) -> Result<Job> {
+    let sql = format!(
+        "DELETE FROM {} WHERE id = $1 AND state IN {FINISHED} RETURNING *",
+        t.jobs
+    );
+    for _ in 0..GUARD_TRIES {
+        if let Some(job) = run_guarded(pool, &sql, id, None, None).await? {
+            return Ok(job);
+        }
+        refusal(pool, t, id, "delete", JobState::is_finished).await?;
+    }
+    Err(DriverError::Conflict(format!(
+        "job {id} kept changing state during delete"
+    )))
+}
+
+// ------------------------------------------------------ promote / prune --
+
+/// Makes due scheduled / retrying jobs available; counts per queue.
+pub(crate) async fn promote_due(
+    pool: &PgPool,
+    t: &Tables,
+    p: &JobPromoteParams,
+) -> Result<Vec<QueueCount>> {
+    if p.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH due AS (
+            SELECT id FROM {jobs}
+            WHERE state IN ('scheduled', 'retrying') AND run_at <= $1
+            ORDER BY run_at, id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ), u AS (
+            UPDATE {jobs} j SET state = 'available' FROM due WHERE j.id = due.id
+            RETURNING j.queue
+        ), c AS (
+            SELECT queue, count(*) AS n FROM u GROUP BY queue
+        ), notified AS (SELECT pg_notify($3, queue) FROM c)
+        SELECT queue, n FROM c WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY queue",
+        jobs = t.jobs
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(ts(p.now))
+        .bind(i64::from(p.limit))
+        .bind(&t.channel)
+        .fetch_all(pool)
+        .await
+        .db()?;
+    rows.iter()
+        .map(|r| {
+            let n: i64 = r.try_get("n").db()?;
+            Ok(QueueCount {
+                queue: r.try_get("queue").db()?,
+                count: u64::try_from(n).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Deletes finished jobs older than a cut-off and/or beyond the newest N.
+pub(crate) async fn prune(pool: &PgPool, t: &Tables, p: &JobPruneParams) -> Result<u64> {
+    if p.limit == 0 || (p.finished_before.is_none() && p.keep_last.is_none()) {
+        return Ok(0);
+    }
+    let sql = format!(
+        "WITH victims AS (
+            SELECT j.id FROM {jobs} j
+            WHERE j.state IN {FINISHED}
+              AND (($1::timestamptz IS NOT NULL AND j.finished_at < $1)
+                OR ($2::bigint IS NOT NULL AND (j.finished_at, j.id) <= (
+                      SELECT k.finished_at, k.id FROM {jobs} k WHERE k.state IN {FINISHED}
+                      ORDER BY k.finished_at DESC, k.id DESC OFFSET $2 LIMIT 1)))
+            ORDER BY j.finished_at, j.id
+            LIMIT $3
+        )
+        DELETE FROM {jobs} WHERE id IN (SELECT id FROM victims)",
+        jobs = t.jobs,
+    );
+    let keep = p.keep_last.map(|k| i64::try_from(k).unwrap_or(i64::MAX));
+    let res = sqlx::query(AssertSqlSafe(sql))
+        .bind(ts_opt(p.finished_before))
+        .bind(keep)
+        .bind(i64::from(p.limit))
+        .execute(pool)
+        .await
+        .db()?;
+    Ok(res.rows_affected())
+}

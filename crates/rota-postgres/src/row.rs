@@ -1,0 +1,116 @@
+//! Decoding stored rows into domain values, and encoding helpers for binds.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff_sqlx::ToSqlx;
+use rota_core::{AttemptError, Job, JobState};
+use rota_driver::{DriverError, LeaderTerm, Result};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+
+use crate::error::SqlxResultExt;
+
+/// A timestamp as bound to / read from `timestamptz`.
+pub(crate) type PgTs = jiff_sqlx::Timestamp;
+
+/// Converts for binding.
+pub(crate) fn ts(t: jiff::Timestamp) -> PgTs {
+    t.to_sqlx()
+}
+
+/// Converts an optional time for binding.
+pub(crate) fn ts_opt(t: Option<jiff::Timestamp>) -> Option<PgTs> {
+    t.map(ts)
+}
+
+/// `u32` counters are stored as `integer`; values past `i32::MAX` saturate.
+pub(crate) fn int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// A duration in whole milliseconds (saturating), as stored in `timeout_ms`.
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn counter(row: &PgRow, col: &str) -> Result<u32> {
+    let v: i32 = row.try_get(col).db()?;
+    u32::try_from(v).map_err(|_| DriverError::Corrupt(format!("{col} is negative: {v}")))
+}
+
+fn time(row: &PgRow, col: &str) -> Result<jiff::Timestamp> {
+    Ok(row.try_get::<PgTs, _>(col).db()?.to_jiff())
+}
+
+fn time_opt(row: &PgRow, col: &str) -> Result<Option<jiff::Timestamp>> {
+    Ok(row.try_get::<Option<PgTs>, _>(col).db()?.map(PgTs::to_jiff))
+}
+
+fn json_map(row: &PgRow, col: &str) -> Result<BTreeMap<String, String>> {
+    let Json(map) = row.try_get::<Json<BTreeMap<String, String>>, _>(col).db()?;
+    Ok(map)
+}
+
+/// Decodes a full `rota_jobs` row (selected with `*`).
+pub(crate) fn job_from_row(row: &PgRow) -> Result<Job> {
+    let state: String = row.try_get("state").db()?;
+    let state = state_from_str(&state)?;
+    let Json(errors) = row.try_get::<Json<Vec<AttemptError>>, _>("errors").db()?;
+    let timeout_ms: Option<i64> = row.try_get("timeout_ms").db()?;
+    let timeout = match timeout_ms {
+        None => None,
+        Some(ms) => Some(Duration::from_millis(u64::try_from(ms).map_err(|_| {
+            DriverError::Corrupt(format!("timeout_ms is negative: {ms}"))
+        })?)),
+    };
+    Ok(Job {
+        id: row.try_get("id").db()?,
+        kind: row.try_get("kind").db()?,
+        queue: row.try_get("queue").db()?,
+        state,
+        priority: row.try_get("priority").db()?,
+        args: row.try_get("args").db()?,
+        attempt: counter(row, "attempt")?,
+        max_attempts: counter(row, "max_attempts")?,
+        run_at: time(row, "run_at")?,
+        created_at: time(row, "created_at")?,
+        started_at: time_opt(row, "started_at")?,
+        finished_at: time_opt(row, "finished_at")?,
+        errors,
+        progress: row.try_get("progress").db()?,
+        output: row.try_get("output").db()?,
+        labels: json_map(row, "labels")?,
+        attributes: json_map(row, "attributes")?,
+        unique_key: row.try_get("unique_key").db()?,
+        timeout,
+        node: row.try_get("node").db()?,
+        lease_expires_at: time_opt(row, "lease_expires_at")?,
+        lease_token: row.try_get("lease_token").db()?,
+        cancel_requested_at: time_opt(row, "cancel_requested_at")?,
+        trace_context: row.try_get("trace_context").db()?,
+        exit_code: row.try_get("exit_code").db()?,
+    })
+}
+
+/// Decodes many job rows.
+pub(crate) fn jobs_from_rows(rows: &[PgRow]) -> Result<Vec<Job>> {
+    rows.iter().map(job_from_row).collect()
+}
+
+/// Decodes a `(node_id, term, elected_at, expires_at)` row.
+pub(crate) fn leader_from_row(row: &PgRow) -> Result<LeaderTerm> {
+    Ok(LeaderTerm {
+        node_id: row.try_get("node_id").db()?,
+        term: row.try_get("term").db()?,
+        elected_at: time(row, "elected_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+/// Decodes a state name column.
+pub(crate) fn state_from_str(s: &str) -> Result<JobState> {
+    s.parse()
+        .map_err(|e: rota_core::state::UnknownState| DriverError::Corrupt(e.to_string()))
+}

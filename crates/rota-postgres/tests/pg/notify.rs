@@ -1,0 +1,153 @@
+//! LISTEN/NOTIFY wake-ups: delivered on commit only; listener reconnects.
+
+use std::time::Duration;
+
+use rota_driver::{Driver, Wakeup};
+use rota_postgres::{LISTENER_APPLICATION_NAME, job_insert_many_in};
+
+use crate::common::{job, subscribe_ready, wait_for_queue, with_default_driver};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wakeup_after_commit_not_after_rollback() {
+    with_default_driver(|driver, _| async move {
+        let mut rx = subscribe_ready(&driver).await;
+
+        let mut tx = driver.pool().begin().await.unwrap();
+        let ins = job_insert_many_in(&mut tx, vec![job("tx-q")], driver.schema())
+            .await
+            .unwrap();
+        assert!(ins[0].inserted);
+        assert!(
+            !wait_for_queue(&mut rx, "tx-q", Duration::from_millis(300)).await,
+            "no wake-up before commit"
+        );
+        tx.commit().await.unwrap();
+        assert!(
+            wait_for_queue(&mut rx, "tx-q", Duration::from_secs(5)).await,
+            "wake-up after commit"
+        );
+
+        let mut tx = driver.pool().begin().await.unwrap();
+        job_insert_many_in(&mut tx, vec![job("rolled-back")], driver.schema())
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert!(
+            !wait_for_queue(&mut rx, "rolled-back", Duration::from_millis(500)).await,
+            "no wake-up after rollback"
+        );
+        assert_eq!(
+            driver
+                .job_count()
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.count)
+                .sum::<i64>(),
+            1
+        );
+
+        // The pooled insert notifies too, once per queue for a big batch.
+        let batch: Vec<_> = (0..2_000).map(|_| job("many")).collect();
+        driver.job_insert_many(batch).await.unwrap();
+        assert!(wait_for_queue(&mut rx, "many", Duration::from_secs(5)).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut extra = 0;
+        while let Ok(w) = rx.try_recv() {
+            if w.queue.as_deref() == Some("many") {
+                extra += 1;
+            }
+        }
+        assert_eq!(
+            extra, 0,
+            "notifications are coalesced per transaction and queue"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_reconnects_after_its_backend_is_terminated() {
+    with_default_driver(|driver, _| async move {
+        let mut rx = subscribe_ready(&driver).await;
+        let listen = format!("LISTEN \"{}\"", driver.channel());
+        let terminated: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND query = $2",
+        )
+        .bind(LISTENER_APPLICATION_NAME)
+        .bind(&listen)
+        .fetch_all(driver.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            terminated,
+            vec![true],
+            "exactly one listener backend to terminate"
+        );
+
+        let lost = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("no wake-up after the listener lost its connection")
+            .unwrap();
+        assert_eq!(
+            lost,
+            Wakeup { queue: None },
+            "connection loss tells consumers to poll"
+        );
+
+        // Once re-LISTENed, notifications flow again.
+        let mut delivered = false;
+        for _ in 0..20 {
+            driver.job_insert_many(vec![job("after")]).await.unwrap();
+            if wait_for_queue(&mut rx, "after", Duration::from_millis(500)).await {
+                delivered = true;
+                break;
+            }
+        }
+        assert!(delivered, "no wake-up after reconnect");
+        let listeners: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query = $2",
+        )
+        .bind(LISTENER_APPLICATION_NAME)
+        .bind(&listen)
+        .fetch_one(driver.pool())
+        .await
+        .unwrap();
+        assert_eq!(listeners, 1, "one listener connection after reconnect");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_stops_when_driver_is_dropped() {
+    with_default_driver(|driver, url| async move {
+        let _rx = subscribe_ready(&driver).await;
+        let listen = format!("LISTEN \"{}\"", driver.channel());
+        drop(driver);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let mut gone = false;
+        for _ in 0..50 {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query = $2",
+            )
+            .bind(LISTENER_APPLICATION_NAME)
+            .bind(&listen)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if n == 0 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        pool.close().await;
+        assert!(gone, "the listener connection outlived the driver");
+    })
+    .await;
+}

@@ -1,0 +1,418 @@
+//! Job SQL outside a run: insert, list, get, count, cancel, retry, delete,
+//! prune. Every function works on a plain `&mut SqliteConnection`, so the
+//! writer task, the read pool and users' own transactions share one SQL.
+
+use std::collections::BTreeMap;
+
+use rota_core::{Job, JobState};
+use rota_driver::{
+    DriverError, InsertedJob, JobCancelParams, JobCount, JobInsertParams, JobListParams,
+    JobPruneParams, JobRetryParams, Result,
+};
+use sqlx::sqlite::{Sqlite, SqliteConnection};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+
+use crate::error::map_sqlx;
+use crate::row::{
+    JOB_COLUMNS, duration_millis, job_columns, job_from_row, jobs_from_rows, micros, opt_micros,
+    parse_state, to_json,
+};
+
+/// Most rows one [`job_list_in`] call returns.
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+/// Rows per multi-row `INSERT` (13 parameters each, far below SQLite's
+/// variable limit).
+const INSERT_CHUNK: usize = 500;
+
+const INSERT_COLUMNS: &str = "kind, queue, state, priority, args, max_attempts, run_at, created_at, labels, \
+     attributes, unique_key, timeout_ms, trace_context";
+const INSERT_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Inserts jobs on `conn` — typically inside your own transaction, so the
+/// jobs exist if and only if your data commits (transactional enqueue).
+///
+/// A spec whose `unique_key` is held by an unfinished job is not inserted;
+/// the existing job is returned with `inserted = false`. Results keep input
+/// order. This is the same SQL the driver's writer runs.
+///
+/// Open your pool with [`connect_options`](crate::connect_options) so
+/// `busy_timeout` is set, and start transactions that read before they
+/// write with `BEGIN IMMEDIATE` (`conn.begin_with("BEGIN IMMEDIATE")`):
+/// a deferred transaction that has read cannot later take the write lock
+/// while Rota's writer commits, and fails with "database is locked". Idle
+/// Rota workers notice your commit within the driver's watch interval.
+pub async fn job_insert_many_in(
+    conn: &mut SqliteConnection,
+    params: Vec<JobInsertParams>,
+) -> Result<Vec<InsertedJob>> {
+    enum Slot {
+        Inserted(Box<Job>),
+        Existing(String),
+    }
+    let mut slots = Vec::with_capacity(params.len());
+    for chunk in params.chunks(INSERT_CHUNK) {
+        let mut sql =
+            String::with_capacity(128 + chunk.len() * (INSERT_ROW.len() + 2) + JOB_COLUMNS.len());
+        sql.push_str("INSERT INTO rota_jobs (");
+        sql.push_str(INSERT_COLUMNS);
+        sql.push_str(") VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(INSERT_ROW);
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING ");
+        sql.push_str(JOB_COLUMNS);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for p in chunk {
+            query = query
+                .bind(p.kind.as_str())
+                .bind(p.queue.as_str())
+                .bind(p.state.as_str())
+                .bind(i64::from(p.priority))
+                .bind(to_json(&p.args)?)
+                .bind(i64::from(p.max_attempts))
+                .bind(micros(p.run_at))
+                .bind(micros(p.created_at))
+                .bind(to_json(&p.labels)?)
+                .bind(to_json(&p.attributes)?)
+                .bind(p.unique_key.as_deref())
+                .bind(p.timeout.map(duration_millis))
+                .bind(p.trace_context.as_deref());
+        }
+        let rows = query.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
+        let mut jobs = jobs_from_rows(&rows)?;
+        // Ids grow in VALUES order; rows skipped as unique duplicates are
+        // missing. A spec with key K was inserted iff the next returned row
+        // carries K (a second spec with K in the same chunk conflicts).
+        jobs.sort_unstable_by_key(|j| j.id);
+        let mut returned = jobs.into_iter().peekable();
+        for p in chunk {
+            let inserted = match &p.unique_key {
+                None => true,
+                Some(key) => returned
+                    .peek()
+                    .is_some_and(|j| j.unique_key.as_ref() == Some(key)),
+            };
+            if inserted {
+                let job = returned.next().ok_or_else(|| {
+                    DriverError::Database("insert returned fewer rows than expected".to_owned())
+                })?;
+                slots.push(Slot::Inserted(Box::new(job)));
+            } else if let Some(key) = &p.unique_key {
+                slots.push(Slot::Existing(key.clone()));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        out.push(match slot {
+            Slot::Inserted(job) => InsertedJob {
+                job: *job,
+                inserted: true,
+            },
+            Slot::Existing(key) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM rota_jobs WHERE unique_key = ? AND state NOT IN ('succeeded', 'failed', 'canceled')"
+                ))
+                    .bind(key.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_sqlx)?
+                    .ok_or_else(|| DriverError::Conflict(format!("unique key {key:?} conflicted but no holder found")))?;
+                InsertedJob {
+                    job: job_from_row(&row)?,
+                    inserted: false,
+                }
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Lists jobs on `conn` matching `params`, newest first (by id), for use
+/// inside your own transaction. `limit` is capped at [`MAX_LIST_LIMIT`];
+/// `0` means the cap.
+pub async fn job_list_in(conn: &mut SqliteConnection, params: &JobListParams) -> Result<Vec<Job>> {
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM rota_jobs WHERE 1 = 1"));
+    if !params.states.is_empty() {
+        qb.push(" AND state IN (");
+        let mut sep = qb.separated(", ");
+        for s in &params.states {
+            sep.push_bind(s.as_str());
+        }
+        qb.push(")");
+    }
+    if let Some(queue) = &params.queue {
+        qb.push(" AND queue = ").push_bind(queue.clone());
+    }
+    if let Some(kind) = &params.kind {
+        qb.push(" AND kind = ").push_bind(kind.clone());
+    }
+    for (key, value) in &params.attributes {
+        qb.push(" AND json_extract(attributes, ")
+            .push_bind(attribute_path(key))
+            .push(") = ")
+            .push_bind(value.clone());
+    }
+    if let Some(ids) = &params.ids {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        qb.push(" AND id IN (SELECT value FROM json_each(")
+            .push_bind(to_json(ids)?)
+            .push("))");
+    }
+    if let Some(before) = params.before_id {
+        qb.push(" AND id < ").push_bind(before);
+    }
+    let limit = if params.limit == 0 {
+        MAX_LIST_LIMIT
+    } else {
+        params.limit.min(MAX_LIST_LIMIT)
+    };
+    qb.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    let rows = qb.build().fetch_all(&mut *conn).await.map_err(map_sqlx)?;
+    jobs_from_rows(&rows)
+}
+
+/// The JSON path `$."key"` selecting one attribute, with `"` and `\`
+/// escaped; bound as a parameter, never spliced into SQL.
+pub(crate) fn attribute_path(key: &str) -> String {
+    let mut path = String::with_capacity(key.len() + 4);
+    path.push_str("$.\"");
+    for c in key.chars() {
+        if c == '"' || c == '\\' {
+            path.push('\\');
+        }
+        path.push(c);
+    }
+    path.push('"');
+    path
+}
+
+/// One job by id.
+pub(crate) async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<Job>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM rota_jobs WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+async fn get_existing(conn: &mut SqliteConnection, id: i64) -> Result<Job> {
+    get(conn, id).await?.ok_or_else(|| DriverError::NotFound {
+        entity: "job",
+        id: id.to_string(),
+    })
+}
+
+/// Jobs per queue and state.
+pub(crate) async fn count(conn: &mut SqliteConnection) -> Result<Vec<JobCount>> {
+    let rows = sqlx::query("SELECT queue, state, COUNT(*) AS n FROM rota_jobs GROUP BY queue, state ORDER BY queue, state")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state").map_err(map_sqlx)?;
+            Ok(JobCount {
+                queue: r.try_get("queue").map_err(map_sqlx)?,
+                state: parse_state(&state)?,
+                count: r.try_get("n").map_err(map_sqlx)?,
+            })
+        })
+        .collect()
+}
+
+/// Counts per state of every queue that has jobs.
+pub(crate) async fn counts_by_queue(
+    conn: &mut SqliteConnection,
+) -> Result<BTreeMap<String, BTreeMap<JobState, i64>>> {
+    let mut out: BTreeMap<String, BTreeMap<JobState, i64>> = BTreeMap::new();
+    for c in count(conn).await? {
+        out.entry(c.queue).or_default().insert(c.state, c.count);
+    }
+    Ok(out)
+}
+
+/// Runs an `UPDATE ... SET <time> = ? WHERE id = ? RETURNING <job>`.
+async fn returning_one(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    time: i64,
+    id: i64,
+) -> Result<Job> {
+    let row = sqlx::query(sql)
+        .bind(time)
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    job_from_row(&row)
+}
+
+/// Cancel: waiting jobs end `canceled`; a running job gets
+/// `cancel_requested_at` (kept if already set); finished is refused.
+pub(crate) async fn cancel(conn: &mut SqliteConnection, p: &JobCancelParams) -> Result<Job> {
+    let job = get_existing(conn, p.id).await?;
+    let now = micros(p.now);
+    match job.state {
+        JobState::Scheduled | JobState::Available | JobState::Retrying => {
+            returning_one(
+                conn,
+                concat!("UPDATE rota_jobs SET state = 'canceled', finished_at = ? WHERE id = ? \
+                 RETURNING ", job_columns!()),
+                now,
+                p.id,
+            )
+            .await
+        }
+        JobState::Running => {
+            returning_one(
+                conn,
+                concat!("UPDATE rota_jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ? \
+                 RETURNING ", job_columns!()),
+                now,
+                p.id,
+            )
+            .await
+        }
+        state => Err(DriverError::InvalidState {
+            id: p.id,
+            state,
+            action: "cancel",
+        }),
+    }
+}
+
+/// Operator retry: scheduled/retrying become available now; finished jobs
+/// become available now with `attempt = 0`; running (and available) are
+/// refused. A unique key now held by another unfinished job is a conflict.
+pub(crate) async fn retry(conn: &mut SqliteConnection, p: &JobRetryParams) -> Result<Job> {
+    let job = get_existing(conn, p.id).await?;
+    let sql: &'static str = match job.state {
+        JobState::Scheduled | JobState::Retrying => {
+            concat!(
+                "UPDATE rota_jobs SET state = 'available', run_at = ? WHERE id = ? \
+             RETURNING ",
+                job_columns!()
+            )
+        }
+        JobState::Succeeded | JobState::Failed | JobState::Canceled => {
+            concat!(
+                "UPDATE rota_jobs SET state = 'available', run_at = ?, attempt = 0, finished_at = NULL, \
+             cancel_requested_at = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id = ? \
+             RETURNING ",
+                job_columns!()
+            )
+        }
+        state => {
+            return Err(DriverError::InvalidState {
+                id: p.id,
+                state,
+                action: "retry",
+            });
+        }
+    };
+    match returning_one(conn, sql, micros(p.now), p.id).await {
+        Err(DriverError::Conflict(_)) => Err(DriverError::Conflict(format!(
+            "cannot retry job {}: its unique key {:?} is held by another unfinished job",
+            p.id,
+            job.unique_key.unwrap_or_default()
+        ))),
+        other => other,
+    }
+}
+
+/// Deletes a finished job.
+pub(crate) async fn delete(conn: &mut SqliteConnection, id: i64) -> Result<Job> {
+    let job = get_existing(conn, id).await?;
+    if !job.state.is_finished() {
+        return Err(DriverError::InvalidState {
+            id,
+            state: job.state,
+            action: "delete",
+        });
+    }
+    sqlx::query("DELETE FROM rota_jobs WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    Ok(job)
+}
+
+/// Deletes the oldest finished jobs that finished before a time.
+pub(crate) const PRUNE_AGE_SQL: &str = "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
+     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') AND finished_at < ? ORDER BY finished_at, id LIMIT ?)";
+
+/// Deletes the oldest finished jobs beyond the newest N (N ≥ 1): finds the
+/// N-th newest `(finished_at, id)` by a short descending index walk, then
+/// deletes upwards from the oldest, both in index order.
+pub(crate) const PRUNE_KEEP_SQL: &str = "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
+     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') \
+     AND (finished_at, id) < (SELECT finished_at, id FROM rota_jobs INDEXED BY rota_jobs_finished_idx \
+         WHERE state IN ('succeeded', 'failed', 'canceled') ORDER BY finished_at DESC, id DESC LIMIT 1 OFFSET ?) \
+     ORDER BY finished_at, id LIMIT ?)";
+
+/// Deletes finished jobs that finished before `finished_before` and those
+/// beyond the newest `keep_last` (by `finished_at`, id), at most `limit`.
+pub(crate) async fn prune(conn: &mut SqliteConnection, p: &JobPruneParams) -> Result<u64> {
+    let mut left = i64::from(p.limit);
+    let mut deleted = 0u64;
+    if let Some(before) = opt_micros(p.finished_before)
+        && left > 0
+    {
+        let n = sqlx::query(PRUNE_AGE_SQL)
+            .bind(before)
+            .bind(left)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+        deleted += n;
+        left -= i64::try_from(n).unwrap_or(left);
+    }
+    if let Some(keep) = p.keep_last
+        && left > 0
+    {
+        let query = if keep == 0 {
+            // Keep none: everything finished goes, oldest first.
+            sqlx::query(PRUNE_AGE_SQL).bind(i64::MAX)
+        } else {
+            sqlx::query(PRUNE_KEEP_SQL).bind(i64::try_from(keep - 1).unwrap_or(i64::MAX))
+        };
+        let n = query
+            .bind(left)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+        deleted += n;
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_paths_quote_the_key() {
+        assert_eq!(attribute_path("team"), r#"$."team""#);
+        assert_eq!(attribute_path(r#"a"b\c"#), r#"$."a\"b\\c""#);
+        assert_eq!(attribute_path("a.b[0]"), r#"$."a.b[0]""#);
+    }
+}

@@ -1,0 +1,251 @@
+//! Job SQL of runs: claim, finish, heartbeat, check-in, expired leases and
+//! promotion of due jobs. Writes are fenced by the run's lease token.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rota_core::{Job, JobState};
+use rota_driver::{
+    DriverError, FinishResult, HeartbeatResult, JobCheckinParams, JobClaimParams, JobExpiredParams,
+    JobFinishParams, JobHeartbeatParams, JobPromoteParams, QueueCount, Result,
+};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::error::map_sqlx;
+use crate::row::{job_columns, jobs_from_rows, micros, opt_micros, parse_state, to_json};
+
+/// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
+const CHUNK: usize = 500;
+
+/// The claim: one statement picking and updating the jobs.
+pub(crate) const CLAIM_SQL: &str = concat!(
+    "UPDATE rota_jobs SET state = 'running', attempt = attempt + 1, lease_token = ?1, \
+     lease_expires_at = ?2, started_at = ?3, node = ?4 \
+     WHERE id IN (SELECT j.id FROM rota_jobs j INDEXED BY rota_jobs_claim_idx \
+         WHERE j.state = 'available' AND j.queue = ?5 AND j.attempt < j.max_attempts \
+         AND (j.labels = '{}' OR NOT EXISTS (SELECT 1 FROM json_each(j.labels) l \
+             WHERE l.value IS NOT (SELECT n.value FROM json_each(?6) n WHERE n.key = l.key))) \
+         ORDER BY j.priority, j.run_at, j.id LIMIT ?7) \
+     AND NOT EXISTS (SELECT 1 FROM rota_queues q WHERE q.name = ?5 AND q.paused_at IS NOT NULL) \
+     RETURNING ",
+    job_columns!()
+);
+
+/// Claims up to `max` available jobs of one queue in one statement; returns
+/// them sorted by priority, `run_at`, id.
+pub(crate) async fn claim(conn: &mut SqliteConnection, p: &JobClaimParams) -> Result<Vec<Job>> {
+    if p.max == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(CLAIM_SQL)
+        .bind(p.lease_token)
+        .bind(micros(p.lease_expires_at))
+        .bind(micros(p.now))
+        .bind(p.node_id.as_str())
+        .bind(p.queue.as_str())
+        .bind(to_json(&p.node_labels)?)
+        .bind(i64::from(p.max))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    let mut jobs = jobs_from_rows(&rows)?;
+    jobs.sort_unstable_by_key(|j| (j.priority, j.run_at, j.id));
+    Ok(jobs)
+}
+
+/// `n` rows of `(?, ?, ...)` with `width` parameters each.
+fn values_rows(n: usize, width: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; n].join(", ")
+}
+
+/// The batched finish of `n` runs: a `VALUES` table joined by id and lease
+/// token (and optional expiry fence), appending the error to the JSON array.
+pub(crate) fn finish_sql(n: usize) -> String {
+    format!(
+        "WITH p(id, tok, expired_before, state, attempt, run_at, finished_at, err, output, progress, exit_code) \
+         AS (VALUES {}) \
+         UPDATE rota_jobs SET state = p.state, attempt = p.attempt, \
+         run_at = COALESCE(p.run_at, rota_jobs.run_at), \
+         finished_at = COALESCE(p.finished_at, rota_jobs.finished_at), \
+         errors = CASE WHEN p.err IS NULL THEN rota_jobs.errors \
+             ELSE json_insert(rota_jobs.errors, '$[#]', json(p.err)) END, \
+         output = COALESCE(p.output, rota_jobs.output), progress = COALESCE(p.progress, rota_jobs.progress), \
+         exit_code = COALESCE(p.exit_code, rota_jobs.exit_code), lease_token = NULL, lease_expires_at = NULL \
+         FROM p WHERE rota_jobs.id = p.id AND rota_jobs.state = 'running' AND rota_jobs.lease_token = p.tok \
+         AND (p.expired_before IS NULL OR rota_jobs.lease_expires_at < p.expired_before) \
+         RETURNING rota_jobs.id AS id, rota_jobs.queue AS queue, rota_jobs.state AS state",
+        values_rows(n, 11)
+    )
+}
+
+/// The batched lease extension of `n` `(id, token)` pairs; the new expiry
+/// is the last parameter.
+pub(crate) fn heartbeat_sql(n: usize) -> String {
+    format!(
+        "WITH p(id, tok) AS (VALUES {}) UPDATE rota_jobs SET lease_expires_at = ? FROM p \
+         WHERE rota_jobs.id = p.id AND rota_jobs.lease_token = p.tok AND rota_jobs.state = 'running' \
+         RETURNING rota_jobs.id AS id, rota_jobs.cancel_requested_at IS NOT NULL AS cancel",
+        values_rows(n, 2)
+    )
+}
+
+/// Applies finishes fenced by lease token (and optionally lease expiry).
+/// Returns per input whether it applied, plus the queues that got an
+/// `available` job (hand-backs) for wake-ups.
+pub(crate) async fn finish_many(
+    conn: &mut SqliteConnection,
+    params: &[JobFinishParams],
+) -> Result<(Vec<FinishResult>, Vec<String>)> {
+    if let Some(bad) = params.iter().find(|p| p.state == JobState::Running) {
+        return Err(DriverError::InvalidState {
+            id: bad.id,
+            state: JobState::Running,
+            action: "finish to running",
+        });
+    }
+    let mut applied: HashMap<i64, bool> = HashMap::new();
+    let mut woken = Vec::new();
+    for chunk in params.chunks(CHUNK) {
+        let sql = finish_sql(chunk.len());
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for f in chunk {
+            q = q
+                .bind(f.id)
+                .bind(f.lease_token)
+                .bind(opt_micros(f.lease_expired_before))
+                .bind(f.state.as_str())
+                .bind(i64::from(f.attempt))
+                .bind(opt_micros(f.run_at))
+                .bind(opt_micros(f.finished_at))
+                .bind(f.error.as_ref().map(to_json).transpose()?)
+                .bind(f.output.as_deref())
+                .bind(f.progress.as_ref().map(to_json).transpose()?)
+                .bind(f.exit_code.map(i64::from));
+        }
+        let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
+        for r in &rows {
+            let id: i64 = r.try_get("id").map_err(map_sqlx)?;
+            let state: String = r.try_get("state").map_err(map_sqlx)?;
+            if parse_state(&state)? == JobState::Available {
+                woken.push(r.try_get("queue").map_err(map_sqlx)?);
+            }
+            applied.insert(id, true);
+        }
+    }
+    // One row applies once: a repeated id reports `applied` only first.
+    let results = params
+        .iter()
+        .map(|f| FinishResult {
+            id: f.id,
+            applied: applied.insert(f.id, false).unwrap_or(false),
+        })
+        .collect();
+    Ok((results, woken))
+}
+
+/// Extends the leases still held; reports cancellation requests.
+pub(crate) async fn heartbeat_many(
+    conn: &mut SqliteConnection,
+    p: &JobHeartbeatParams,
+) -> Result<Vec<HeartbeatResult>> {
+    let mut held: HashMap<i64, bool> = HashMap::new();
+    for chunk in p.jobs.chunks(CHUNK) {
+        let sql = heartbeat_sql(chunk.len());
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (id, token) in chunk {
+            q = q.bind(*id).bind(*token);
+        }
+        let rows = q
+            .bind(micros(p.lease_expires_at))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        for r in &rows {
+            held.insert(
+                r.try_get("id").map_err(map_sqlx)?,
+                r.try_get("cancel").map_err(map_sqlx)?,
+            );
+        }
+    }
+    Ok(p.jobs
+        .iter()
+        .map(|(id, _)| match held.get(id) {
+            Some(cancel) => HeartbeatResult {
+                id: *id,
+                held: true,
+                cancel_requested: *cancel,
+            },
+            None => HeartbeatResult {
+                id: *id,
+                held: false,
+                cancel_requested: false,
+            },
+        })
+        .collect())
+}
+
+/// Stores progress and/or output of a running job, fenced by lease token.
+pub(crate) async fn checkin(conn: &mut SqliteConnection, p: &JobCheckinParams) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE rota_jobs SET progress = COALESCE(?, progress), output = COALESCE(?, output) \
+         WHERE id = ? AND state = 'running' AND lease_token = ?",
+    )
+    .bind(p.progress.as_ref().map(to_json).transpose()?)
+    .bind(p.output.as_deref())
+    .bind(p.id)
+    .bind(p.lease_token)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// Running jobs with an expired lease, by the rescue index.
+pub(crate) const EXPIRED_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM rota_jobs INDEXED BY rota_jobs_lease_idx WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at, id LIMIT ?"
+);
+
+/// Running jobs whose lease expired before `now`, oldest expiry first.
+pub(crate) async fn list_expired(
+    conn: &mut SqliteConnection,
+    p: &JobExpiredParams,
+) -> Result<Vec<Job>> {
+    let rows = sqlx::query(EXPIRED_SQL)
+        .bind(micros(p.now))
+        .bind(i64::from(p.limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    jobs_from_rows(&rows)
+}
+
+/// Promotion of due jobs, by the promotion index.
+pub(crate) const PROMOTE_SQL: &str = "UPDATE rota_jobs SET state = 'available' WHERE id IN (SELECT id FROM rota_jobs \
+     INDEXED BY rota_jobs_promote_idx WHERE state IN ('scheduled', 'retrying') AND run_at <= ? ORDER BY run_at, id LIMIT ?) RETURNING queue";
+
+/// Makes due scheduled and retrying jobs available; counts per queue.
+pub(crate) async fn promote_due(
+    conn: &mut SqliteConnection,
+    p: &JobPromoteParams,
+) -> Result<Vec<QueueCount>> {
+    let rows = sqlx::query(PROMOTE_SQL)
+        .bind(micros(p.now))
+        .bind(i64::from(p.limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &rows {
+        *counts
+            .entry(r.try_get("queue").map_err(map_sqlx)?)
+            .or_default() += 1;
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(queue, count)| QueueCount { queue, count })
+        .collect())
+}

@@ -1,0 +1,185 @@
+//! Unit tests that need the crate's internals: the writer's batching and
+//! failure isolation, and the query plans of the hot statements.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, ConnectOptions, Row};
+use tokio::sync::broadcast;
+
+use crate::options::{SqliteOptions, connect_options_with};
+use crate::writer::{self, Counters, WriterHandle};
+use crate::{jobs, migrate, runs};
+
+async fn connection(
+    dir: &tempfile::TempDir,
+) -> (SqliteConnection, sqlx::sqlite::SqliteConnectOptions) {
+    let path = dir.path().join("unit.db");
+    let opts = connect_options_with(path.to_str().unwrap(), &SqliteOptions::default()).unwrap();
+    let mut conn = opts.connect().await.unwrap();
+    migrate::migrate(&mut conn).await.unwrap();
+    (conn, opts)
+}
+
+async fn writer(
+    dir: &tempfile::TempDir,
+) -> (
+    WriterHandle,
+    Arc<Counters>,
+    sqlx::sqlite::SqliteConnectOptions,
+) {
+    let (mut conn, opts) = connection(dir).await;
+    sqlx::raw_sql("CREATE TABLE t (x INTEGER NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let counters = Arc::new(Counters::default());
+    let handle = writer::spawn(
+        conn,
+        opts.clone(),
+        256,
+        64,
+        counters.clone(),
+        broadcast::channel(16).0,
+    );
+    (handle, counters, opts)
+}
+
+fn insert_x(
+    w: &WriterHandle,
+    x: i64,
+    fail: bool,
+) -> impl Future<Output = rota_driver::Result<i64>> + '_ {
+    w.write(move |conn, _| {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO t (x) VALUES (?)")
+                .bind(x)
+                .execute(&mut *conn)
+                .await
+                .map_err(crate::error::map_sqlx)?;
+            if fail {
+                return Err(rota_driver::DriverError::Conflict(format!(
+                    "op {x} refused"
+                )));
+            }
+            Ok(x)
+        })
+    })
+}
+
+async fn stored(opts: &sqlx::sqlite::SqliteConnectOptions) -> Vec<i64> {
+    let mut c = opts.connect().await.unwrap();
+    sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+}
+
+// A current-thread runtime: every op below is queued before the writer task
+// first runs, so they share one batch.
+#[tokio::test]
+async fn a_failed_op_rolls_back_alone_and_the_batch_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, counters, opts) = writer(&dir).await;
+    let (a, b, c) = tokio::join!(
+        insert_x(&w, 1, false),
+        insert_x(&w, 2, true),
+        insert_x(&w, 3, false)
+    );
+    assert_eq!(a.unwrap(), 1);
+    assert!(matches!(b, Err(rota_driver::DriverError::Conflict(m)) if m == "op 2 refused"));
+    assert_eq!(c.unwrap(), 3);
+    assert_eq!(
+        counters.batches.load(Ordering::SeqCst),
+        1,
+        "one commit for three callers"
+    );
+    assert_eq!(counters.ops.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        stored(&opts).await,
+        vec![1, 3],
+        "only the failed op's write is undone"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_op_is_an_error_and_the_writer_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _, opts) = writer(&dir).await;
+    let panicked = w
+        .write(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (x) VALUES (7)")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                panic!("boom");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+        })
+        .await;
+    assert!(
+        matches!(panicked, Err(rota_driver::DriverError::Database(_))),
+        "{panicked:?}"
+    );
+    assert_eq!(
+        insert_x(&w, 8, false).await.unwrap(),
+        8,
+        "the writer still serves"
+    );
+    assert_eq!(
+        stored(&opts).await,
+        vec![8],
+        "the panicking op's write is rolled back"
+    );
+}
+
+#[tokio::test]
+async fn callers_get_unavailable_when_the_writer_is_gone() {
+    let w = writer::detached();
+    assert!(w.is_closed());
+    match insert_x(&w, 1, false).await {
+        Err(e @ rota_driver::DriverError::Unavailable(_)) => assert!(e.is_transient()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
+    let rows = sqlx::raw_sql(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("detail").unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn hot_statements_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) = connection(&dir).await;
+    let cases: Vec<(String, &str)> = vec![
+        (runs::CLAIM_SQL.to_owned(), "rota_jobs_claim_idx"),
+        (runs::PROMOTE_SQL.to_owned(), "rota_jobs_promote_idx"),
+        (runs::EXPIRED_SQL.to_owned(), "rota_jobs_lease_idx"),
+        (jobs::PRUNE_AGE_SQL.to_owned(), "rota_jobs_finished_idx"),
+        (jobs::PRUNE_KEEP_SQL.to_owned(), "rota_jobs_finished_idx"),
+        (runs::finish_sql(3), "INTEGER PRIMARY KEY"),
+        (runs::heartbeat_sql(3), "INTEGER PRIMARY KEY"),
+    ];
+    for (sql, index) in cases {
+        let p = plan(&mut conn, &sql).await;
+        assert!(
+            p.contains(index),
+            "expected {index} in the plan of\n{sql}\n--- plan ---\n{p}"
+        );
+        assert!(
+            !p.lines()
+                .any(|l| l == "SCAN rota_jobs" || l == "SCAN j" || l.contains("TEMP B-TREE")),
+            "full scan or sort in the plan of\n{sql}\n--- plan ---\n{p}"
+        );
+    }
+}

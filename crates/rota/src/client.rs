@@ -1,0 +1,438 @@
+//! [`Client`]: enqueue, query and control jobs; run workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rota_core::{Job, JobState, ValidationError, validate_queue_name};
+use rota_driver::{
+    Driver, InsertedJob, JobCancelParams, JobCount, JobListParams, JobRetryParams,
+    QueuePauseParams, QueueRow,
+};
+use tokio::sync::Mutex;
+
+use crate::config::Config;
+use crate::context::CancelReason;
+use crate::enqueue::{EnqueueOpts, JobRequest};
+use crate::error::{Error, Result};
+use crate::hooks::{AbnormalCallback, Hooks};
+use crate::maintenance::{LeaderState, Promoter, Pruner, Rescuer, Service};
+use crate::runtime::engine::Engine;
+use crate::runtime::running::Running;
+use crate::runtime::{Runtime, ShutdownReport};
+use crate::store::{Store, TxConnection};
+use crate::worker::{JobArgs, RawWorker, Registry, Typed, Worker};
+
+/// Most jobs per page of [`Client::list`].
+pub const MAX_PAGE: u32 = 10_000;
+
+/// Builds a [`Client`]: store, settings, workers, hooks.
+#[derive(Debug)]
+pub struct ClientBuilder {
+    store: Store,
+    config: Config,
+    registry: Registry,
+    hooks: Hooks,
+}
+
+impl ClientBuilder {
+    /// Replaces the settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Registers a typed worker for `W::Args::KIND`.
+    pub fn worker<W: Worker>(mut self, worker: W) -> Self {
+        self.registry
+            .insert(W::Args::KIND.to_owned(), Arc::new(Typed(worker)));
+        self
+    }
+
+    /// Registers a handler over raw JSON args for `kind`.
+    pub fn raw_worker(mut self, kind: impl Into<String>, worker: impl RawWorker) -> Self {
+        self.registry.insert(kind.into(), Arc::new(worker));
+        self
+    }
+
+    /// Calls `cb` for abnormal jobs (rescued after a lease expiry, or
+    /// running past their timeout).
+    pub fn on_abnormal(mut self, cb: AbnormalCallback) -> Self {
+        self.hooks.abnormal.push(cb);
+        self
+    }
+
+    /// Validates the settings and builds the client (nothing runs until
+    /// [`Client::start`]).
+    pub fn build(self) -> Result<Client> {
+        self.config.validate()?;
+        if !self.config.queues.is_empty() && self.registry.is_empty() {
+            return Err(ValidationError::new(
+                "workers",
+                "queues are configured but no worker is registered",
+            )
+            .into());
+        }
+        let engine = Arc::new(Engine {
+            driver: self.store.driver().clone(),
+            config: self.config,
+            registry: self.registry,
+            running: Running::default(),
+            hooks: self.hooks,
+        });
+        Ok(Client {
+            inner: Arc::new(Inner {
+                leader: LeaderState::default(),
+                services: services(&engine),
+                engine,
+                store: self.store,
+                runtime: Mutex::new(State::Idle),
+            }),
+        })
+    }
+}
+
+fn services(engine: &Arc<Engine>) -> Services {
+    Services {
+        promoter: Arc::new(Promoter {
+            engine: engine.clone(),
+        }),
+        rescuer: Arc::new(Rescuer::new(engine.clone())),
+        pruner: Arc::new(Pruner {
+            engine: engine.clone(),
+        }),
+    }
+}
+
+/// The maintenance services of a client, for running a pass on demand.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Promotes due jobs.
+    pub promoter: Arc<Promoter>,
+    /// Rescues expired leases.
+    pub rescuer: Arc<Rescuer>,
+    /// Applies retention.
+    pub pruner: Arc<Pruner>,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Running(Runtime),
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Arc<Engine>,
+    store: Store,
+    leader: LeaderState,
+    services: Services,
+    runtime: Mutex<State>,
+}
+
+/// A page of jobs and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    /// Jobs, newest first.
+    pub jobs: Vec<Job>,
+    /// Pass as `before_id` to get the next page; `None` at the end.
+    pub next: Option<i64>,
+}
+
+/// The handle to Rota: enqueue and control jobs, and (once started) run the
+/// registered workers. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Starts building a client on `store`.
+    pub fn builder(store: Store) -> ClientBuilder {
+        ClientBuilder {
+            store,
+            config: Config::default(),
+            registry: Registry::default(),
+            hooks: Hooks::default(),
+        }
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The storage driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.inner.engine.driver
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.engine.config
+    }
+
+    /// Whether this client currently leads the cluster.
+    pub fn leader(&self) -> &LeaderState {
+        &self.inner.leader
+    }
+
+    /// The maintenance services (run a pass with `run_once`).
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    /// Starts producers, executors, heartbeats and (if enabled) leader
+    /// maintenance.
+    pub async fn start(&self) -> Result<()> {
+        let mut state = self.inner.runtime.lock().await;
+        match *state {
+            State::Idle => {}
+            State::Running(_) => return Err(Error::Lifecycle("client already started")),
+            State::Stopped => return Err(Error::Lifecycle("client was shut down")),
+        }
+        let s = &self.inner.services;
+        let services: Vec<Arc<dyn Service>> =
+            vec![s.promoter.clone(), s.rescuer.clone(), s.pruner.clone()];
+        *state = State::Running(Runtime::start(
+            self.inner.engine.clone(),
+            self.inner.leader.clone(),
+            services,
+        ));
+        tracing::info!(node = %self.config().node_id, queues = self.config().queues.len(), "client started");
+        Ok(())
+    }
+
+    /// Graceful shutdown: stop claiming, let running jobs finish within
+    /// `grace`, then stop the rest and hand them back with their attempt
+    /// recorded. Returns once every result is written.
+    pub async fn shutdown(&self, grace: Duration) -> Result<ShutdownReport> {
+        let mut state = self.inner.runtime.lock().await;
+        match std::mem::replace(&mut *state, State::Stopped) {
+            State::Running(rt) => Ok(rt.shutdown(self.engine(), grace).await),
+            State::Idle | State::Stopped => Ok(ShutdownReport {
+                interrupted: 0,
+                clean: true,
+            }),
+        }
+    }
+
+    /// Enqueues one typed job. A unique-key duplicate returns the existing
+    /// job with `inserted = false`. Returns after the commit.
+    pub async fn enqueue<A: JobArgs>(&self, args: &A, opts: EnqueueOpts) -> Result<InsertedJob> {
+        let mut v = self
+            .enqueue_many(vec![JobRequest::new(args, opts)?])
+            .await?;
+        v.pop()
+            .ok_or(Error::Lifecycle("store returned no row for an insert"))
+    }
+
+    /// Enqueues many jobs in one transaction: all or nothing. Every request
+    /// is validated before anything is written.
+    pub async fn enqueue_many(&self, requests: Vec<JobRequest>) -> Result<Vec<InsertedJob>> {
+        let params = self.params(requests)?;
+        let span = tracing::debug_span!("rota.enqueue", jobs = params.len());
+        let _g = span.enter();
+        let inserted = self.driver().job_insert_many(params).await?;
+        count_enqueued(&inserted);
+        Ok(inserted)
+    }
+
+    /// Enqueues inside the caller's own transaction (`&mut *tx`): the job
+    /// exists if and only if that transaction commits.
+    pub async fn enqueue_tx<A: JobArgs, C: TxConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+        args: &A,
+        opts: EnqueueOpts,
+    ) -> Result<InsertedJob> {
+        let mut v = self
+            .enqueue_many_tx(conn, vec![JobRequest::new(args, opts)?])
+            .await?;
+        v.pop()
+            .ok_or(Error::Lifecycle("store returned no row for an insert"))
+    }
+
+    /// Enqueues many jobs inside the caller's own transaction.
+    pub async fn enqueue_many_tx<C: TxConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+        requests: Vec<JobRequest>,
+    ) -> Result<Vec<InsertedJob>> {
+        let params = self.params(requests)?;
+        let inserted = conn.insert_jobs(&self.inner.store, params).await?;
+        count_enqueued(&inserted);
+        Ok(inserted)
+    }
+
+    /// Lists jobs as the caller's open transaction sees them.
+    pub async fn list_tx<C: TxConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+        filter: &JobListParams,
+    ) -> Result<Vec<Job>> {
+        conn.list_jobs(&self.inner.store, filter).await
+    }
+
+    fn params(&self, requests: Vec<JobRequest>) -> Result<Vec<rota_driver::JobInsertParams>> {
+        let now = self.engine().now();
+        let many = requests.len() > 1;
+        requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.into_params(now, self.config().default_max_attempts)
+                    .map_err(|e| {
+                        if many {
+                            ValidationError::new(format!("jobs[{i}].{}", e.field), e.message).into()
+                        } else {
+                            e.into()
+                        }
+                    })
+            })
+            .collect()
+    }
+
+    /// One job.
+    pub async fn get(&self, id: i64) -> Result<Job> {
+        self.driver().job_get(id).await?.ok_or(Error::NotFound(id))
+    }
+
+    /// Jobs matching `filter`, newest first; `filter.before_id` is the
+    /// cursor from the previous page.
+    pub async fn list(&self, mut filter: JobListParams) -> Result<JobPage> {
+        if filter.limit == 0 || filter.limit > MAX_PAGE {
+            return Err(
+                ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
+            );
+        }
+        if let Some(q) = &filter.queue {
+            validate_queue_name(q)?;
+        }
+        let limit = filter.limit;
+        filter.limit = limit;
+        let jobs = self.driver().job_list(&filter).await?;
+        let next = (jobs.len() == limit as usize)
+            .then(|| jobs.last().map(|j| j.id))
+            .flatten();
+        Ok(JobPage { jobs, next })
+    }
+
+    /// Jobs that failed or are waiting to retry: the operator's worklist.
+    pub async fn list_unsuccessful(&self, limit: u32) -> Result<JobPage> {
+        self.list(JobListParams {
+            states: vec![JobState::Failed, JobState::Retrying],
+            limit,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Job counts per queue and state.
+    pub async fn counts(&self) -> Result<Vec<JobCount>> {
+        Ok(self.driver().job_count().await?)
+    }
+
+    /// Cancels a job. Waiting jobs end `canceled` at once; a running job is
+    /// told through its cancellation token (at once in this process, within
+    /// one heartbeat elsewhere) and ends `canceled`. Finished jobs are an
+    /// [`Error::InvalidState`].
+    pub async fn cancel(&self, id: i64) -> Result<Job> {
+        let job = self
+            .driver()
+            .job_cancel(&JobCancelParams {
+                id,
+                now: self.engine().now(),
+            })
+            .await?;
+        if job.state == JobState::Running {
+            if let Some(entry) = self.engine().running.get(id) {
+                entry.run.cancel(CancelReason::Requested);
+            }
+        }
+        Ok(job)
+    }
+
+    /// Cancels and waits until the job reaches a terminal state.
+    pub async fn cancel_and_wait(&self, id: i64, timeout: Duration) -> Result<Job> {
+        self.cancel(id).await?;
+        self.wait(id, timeout).await
+    }
+
+    /// Waits until the job reaches a terminal state.
+    pub async fn wait(&self, id: i64, timeout: Duration) -> Result<Job> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let job = self.get(id).await?;
+            if job.state.is_finished() {
+                return Ok(job);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout(timeout));
+            }
+            tokio::time::sleep(delay.min(deadline - tokio::time::Instant::now())).await;
+            delay = (delay * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Operator retry: runs the job again now (finished jobs start with a
+    /// fresh attempt count). Running jobs are an [`Error::InvalidState`].
+    pub async fn retry(&self, id: i64) -> Result<Job> {
+        Ok(self
+            .driver()
+            .job_retry(&JobRetryParams {
+                id,
+                now: self.engine().now(),
+            })
+            .await?)
+    }
+
+    /// Forces a re-run of the chosen jobs; one result per id.
+    pub async fn retry_many(&self, ids: &[i64]) -> Vec<Result<Job>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            out.push(self.retry(id).await);
+        }
+        out
+    }
+
+    /// Deletes a finished job.
+    pub async fn delete(&self, id: i64) -> Result<Job> {
+        Ok(self.driver().job_delete(id).await?)
+    }
+
+    /// Pauses a queue on every node: nothing more is claimed from it.
+    pub async fn pause_queue(&self, name: &str) -> Result<()> {
+        validate_queue_name(name)?;
+        Ok(self.driver().queue_pause(&self.queue_params(name)).await?)
+    }
+
+    /// Resumes a paused queue.
+    pub async fn resume_queue(&self, name: &str) -> Result<()> {
+        validate_queue_name(name)?;
+        Ok(self.driver().queue_resume(&self.queue_params(name)).await?)
+    }
+
+    fn queue_params(&self, name: &str) -> QueuePauseParams {
+        QueuePauseParams {
+            name: name.to_owned(),
+            now: self.engine().now(),
+        }
+    }
+
+    /// Every queue with its pause state and counts.
+    pub async fn queues(&self) -> Result<Vec<QueueRow>> {
+        Ok(self.driver().queue_list().await?)
+    }
+
+    /// Number of jobs this process is running now.
+    pub fn running_count(&self) -> usize {
+        self.engine().running.len()
+    }
+}
+
+fn count_enqueued(inserted: &[InsertedJob]) {
+    for j in inserted.iter().filter(|j| j.inserted) {
+        metrics::counter!("rota_jobs_enqueued_total", "queue" => j.job.queue.clone()).increment(1);
+    }
+}

@@ -1,0 +1,61 @@
+//! Deletes finished jobs past retention.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rota_core::clock;
+use rota_driver::JobPruneParams;
+
+use super::{Report, Service};
+use crate::error::Result;
+use crate::runtime::engine::Engine;
+
+/// Rows deleted per call (keeps each write transaction short).
+pub(crate) const PRUNE_BATCH: u32 = 5000;
+
+/// Applies [`Retention`](crate::config::Retention).
+#[derive(Debug)]
+pub struct Pruner {
+    pub(crate) engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl Service for Pruner {
+    fn name(&self) -> &'static str {
+        "pruner"
+    }
+
+    fn interval(&self) -> Duration {
+        self.engine.config.prune_interval
+    }
+
+    async fn run_once(&self) -> Result<Report> {
+        let r = &self.engine.config.retention;
+        if r.max_age.is_none() && r.keep_last.is_none() {
+            return Ok(Report::default());
+        }
+        let finished_before = r.max_age.map(|age| clock::sub(self.engine.now(), age));
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .engine
+                .driver
+                .job_prune(&JobPruneParams {
+                    finished_before,
+                    keep_last: r.keep_last,
+                    limit: PRUNE_BATCH,
+                })
+                .await?;
+            total += n;
+            if n < u64::from(PRUNE_BATCH) {
+                break;
+            }
+        }
+        metrics::counter!("rota_jobs_pruned_total").increment(total);
+        Ok(Report {
+            affected: total,
+            summary: format!("pruned {total} finished jobs"),
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! Batches the ends of runs into few store writes.
+//!
+//! Executors send their computed [`JobFinishParams`]; the completer takes
+//! whatever has queued up (up to [`MAX_BATCH`]) and writes it with one
+//! `job_finish_many` call. A transient store error is retried with backoff
+//! for up to one lease period; after that the lease expires and the rescuer
+//! returns the jobs, so nothing is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rota_core::JobState;
+use rota_driver::JobFinishParams;
+use tokio::sync::mpsc;
+
+use crate::runtime::engine::Engine;
+
+/// Most finishes written per call.
+pub(crate) const MAX_BATCH: usize = 1000;
+
+/// One run's end, on its way to the store.
+#[derive(Debug)]
+pub(crate) struct Finish {
+    pub(crate) params: JobFinishParams,
+    pub(crate) queue: String,
+}
+
+/// Runs until every sender is dropped and the channel is drained.
+pub(crate) async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Finish>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write(&engine, std::mem::take(&mut batch)).await;
+    }
+}
+
+async fn write(engine: &Engine, batch: Vec<Finish>) {
+    let params: Vec<JobFinishParams> = batch.iter().map(|f| f.params.clone()).collect();
+    let mut delay = Duration::from_millis(50);
+    let deadline = std::time::Instant::now() + engine.config.lease;
+    let results = loop {
+        match engine.driver.job_finish_many(params.clone()).await {
+            Ok(r) => break Some(r),
+            Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, jobs = params.len(), "finishing jobs failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = params.len(), "finishing jobs failed; leases will expire and the rescuer returns them");
+                break None;
+            }
+        }
+    };
+    for (i, f) in batch.iter().enumerate() {
+        engine.running.remove(f.params.id, f.params.lease_token);
+        let applied = results
+            .as_ref()
+            .and_then(|r| r.get(i))
+            .is_some_and(|r| r.applied);
+        if !applied {
+            if results.is_some() {
+                tracing::warn!(
+                    job.id = f.params.id,
+                    "stale completion rejected (lease no longer held)"
+                );
+            }
+            continue;
+        }
+        let name = match f.params.state {
+            JobState::Succeeded => "rota_jobs_succeeded_total",
+            JobState::Failed => "rota_jobs_failed_total",
+            JobState::Retrying => "rota_jobs_retried_total",
+            JobState::Canceled => "rota_jobs_canceled_total",
+            JobState::Scheduled => "rota_jobs_snoozed_total",
+            _ => "rota_jobs_handed_back_total",
+        };
+        metrics::counter!(name, "queue" => f.queue.clone()).increment(1);
+    }
+}

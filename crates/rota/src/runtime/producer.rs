@@ -1,0 +1,118 @@
+//! One producer per queue: claims jobs in batches as worker slots free up,
+//! wakes at once on a store wake-up, and polls as a fallback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rota_core::{QueueConfig, clock};
+use rota_driver::JobClaimParams;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::runtime::completer::Finish;
+use crate::runtime::engine::Engine;
+use crate::runtime::executor;
+
+/// Claims and dispatches jobs of `queue` until `stop` fires.
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    queue: QueueConfig,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    completer: mpsc::UnboundedSender<Finish>,
+) {
+    let slots = Arc::new(Semaphore::new(queue.concurrency as usize));
+    let mut wake = engine.driver.subscribe();
+    let mut error_delay = Duration::from_millis(100);
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                p = slots.clone().acquire_owned() => drop(p),
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
+        let want = free.min(engine.config.claim_batch as usize);
+        let now = engine.now();
+        let lease_token = rand::random::<i64>();
+        let claimed = engine
+            .driver
+            .job_claim(&JobClaimParams {
+                queue: queue.name.clone(),
+                max: want as u32,
+                node_id: engine.config.node_id.clone(),
+                node_labels: engine.config.node_labels.clone(),
+                lease_token,
+                lease_expires_at: clock::add(now, engine.config.lease),
+                now,
+            })
+            .await;
+        let jobs = match claimed {
+            Ok(jobs) => {
+                error_delay = Duration::from_millis(100);
+                jobs
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue.name, error = %e, "claim failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(error_delay) => {}
+                    _ = stop.cancelled() => return,
+                }
+                error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let got = jobs.len();
+        for job in jobs {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                // Cannot happen (only this task takes slots), but never run
+                // beyond the concurrency limit: let the lease expire instead.
+                tracing::error!(job.id = job.id, "no free slot for a claimed job");
+                continue;
+            };
+            tracker.spawn(executor::execute(
+                engine.clone(),
+                job,
+                lease_token,
+                permit,
+                completer.clone(),
+            ));
+        }
+        if got == want {
+            continue;
+        }
+        wait_for_work(&mut wake, &queue.name, engine.config.poll_interval, &stop).await;
+    }
+}
+
+/// Waits for a wake-up naming this queue (or all queues), the poll
+/// interval, or stop.
+async fn wait_for_work(
+    wake: &mut broadcast::Receiver<rota_driver::Wakeup>,
+    queue: &str,
+    poll: Duration,
+    stop: &CancellationToken,
+) {
+    let sleep = tokio::time::sleep(poll);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            w = wake.recv() => match w {
+                Ok(w) if w.queue.as_deref().is_none_or(|q| q == queue) => return,
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => {
+                    (&mut sleep).await;
+                    return;
+                }
+            },
+            _ = &mut sleep => return,
+            _ = stop.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Engine acceptance tests against real SQLite files. One test binary (all
+//! modules) to keep link time down.
+
+mod cancel;
+mod common;
+mod concurrency;
+mod kill;
+mod retry;
+mod shutdown;
+mod tx;
+mod unique;
+mod validation;

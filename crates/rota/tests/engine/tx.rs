@@ -1,0 +1,122 @@
+//! Transactional enqueue in the caller's own SQLite transaction: a rollback
+//! leaves no job; a commit is claimed within 50 ms.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rota::drivers::sqlite::connect_options;
+use rota::sqlx::{self, SqlitePool};
+use rota::{EnqueueOpts, JobArgs, JobContext, JobListParams, JobOutcome, JobResult, Worker};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{Db, eventually, fast_config};
+
+#[derive(Serialize, Deserialize)]
+struct Ship {
+    order: i64,
+}
+impl JobArgs for Ship {
+    const KIND: &'static str = "ship";
+}
+
+struct Shipper(Arc<Mutex<Vec<(i64, Instant)>>>);
+
+#[async_trait::async_trait]
+impl Worker for Shipper {
+    type Args = Ship;
+    async fn work(&self, _: &JobContext, a: Ship) -> JobResult {
+        self.0.lock().unwrap().push((a.order, Instant::now()));
+        Ok(JobOutcome::Done)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_leaves_nothing_commit_is_claimed_fast() {
+    let db = Db::new();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let client = db
+        .builder()
+        .await
+        .config(fast_config().queue("default", 4))
+        .worker(Shipper(started.clone()))
+        .build()
+        .unwrap();
+    client.start().await.unwrap();
+
+    // The application's own pool and table on the same file.
+    let pool = SqlitePool::connect_with(connect_options(&db.url()).unwrap())
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Rolled back: neither the order nor the job exists.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO orders (id) VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let j = client
+        .enqueue_tx(&mut *tx, &Ship { order: 1 }, EnqueueOpts::default())
+        .await
+        .unwrap();
+    assert!(j.inserted);
+    tx.rollback().await.unwrap();
+    assert!(
+        client.get(j.job.id).await.is_err(),
+        "rolled-back job must not exist"
+    );
+    let all = client
+        .list(JobListParams {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(all.jobs.is_empty());
+
+    // Committed: both exist and the job starts within 50 ms of the commit.
+    let mut worst = Duration::ZERO;
+    for order in 2..7 {
+        tokio::time::sleep(Duration::from_millis(100)).await; // idle worker
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("INSERT INTO orders (id) VALUES (?)")
+            .bind(order)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        client
+            .enqueue_tx(&mut *tx, &Ship { order }, EnqueueOpts::default())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let committed = Instant::now();
+        let s = started.clone();
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                s.lock().unwrap().iter().any(|(o, _)| *o == order)
+            })
+            .await
+        );
+        let at = started
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(o, _)| *o == order)
+            .map(|(_, t)| *t)
+            .unwrap();
+        worst = worst.max(at.saturating_duration_since(committed));
+    }
+    assert!(
+        worst <= Duration::from_millis(50),
+        "commit to claim took {worst:?}"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    client.shutdown(Duration::from_secs(5)).await.unwrap();
+}
