@@ -58,6 +58,17 @@ pub(crate) fn is_connection_lost(err: &sqlx::Error) -> bool {
     )
 }
 
+/// Whether the error is `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
+pub(crate) fn is_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED)),
+        _ => false,
+    }
+}
+
 /// A copy of an error, for handing one failure (a failed `COMMIT`) to every
 /// caller of a batch. `DriverError` is not `Clone`; this rebuilds it.
 pub(crate) fn duplicate(err: &DriverError) -> DriverError {

@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use crate::error::map_sqlx;
 use crate::row::{
     JOB_COLUMNS, duration_millis, job_columns, job_from_row, jobs_from_rows, micros, opt_micros,
-    parse_state, to_json,
+    parse_state, stored_timeout, timestamp, to_json,
 };
 
 /// Most rows one [`job_list_in`] call returns.
@@ -46,14 +46,10 @@ pub async fn job_insert_many_in(
     conn: &mut SqliteConnection,
     params: Vec<JobInsertParams>,
 ) -> Result<Vec<InsertedJob>> {
-    enum Slot {
-        Inserted(Box<Job>),
-        Existing(String),
-    }
-    let mut slots = Vec::with_capacity(params.len());
+    // Per input: the new id, or None for a unique duplicate.
+    let mut ids: Vec<Option<i64>> = Vec::with_capacity(params.len());
     for chunk in params.chunks(INSERT_CHUNK) {
-        let mut sql =
-            String::with_capacity(128 + chunk.len() * (INSERT_ROW.len() + 2) + JOB_COLUMNS.len());
+        let mut sql = String::with_capacity(160 + chunk.len() * (INSERT_ROW.len() + 2));
         sql.push_str("INSERT INTO rota_jobs (");
         sql.push_str(INSERT_COLUMNS);
         sql.push_str(") VALUES ");
@@ -63,8 +59,10 @@ pub async fn job_insert_many_in(
             }
             sql.push_str(INSERT_ROW);
         }
-        sql.push_str(" ON CONFLICT DO NOTHING RETURNING ");
-        sql.push_str(JOB_COLUMNS);
+        // Returning only what the walk below needs: decoding whole rows
+        // would halve bulk-insert throughput, and every other column is
+        // known from the input.
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING id, unique_key");
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for p in chunk {
             query = query
@@ -83,55 +81,97 @@ pub async fn job_insert_many_in(
                 .bind(p.trace_context.as_deref());
         }
         let rows = query.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
-        let mut jobs = jobs_from_rows(&rows)?;
+        let mut returned = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("id").map_err(map_sqlx)?,
+                    r.try_get::<Option<String>, _>("unique_key")
+                        .map_err(map_sqlx)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         // Ids grow in VALUES order; rows skipped as unique duplicates are
         // missing. A spec with key K was inserted iff the next returned row
         // carries K (a second spec with K in the same chunk conflicts).
-        jobs.sort_unstable_by_key(|j| j.id);
-        let mut returned = jobs.into_iter().peekable();
+        returned.sort_unstable_by_key(|(id, _)| *id);
+        let mut returned = returned.into_iter().peekable();
         for p in chunk {
             let inserted = match &p.unique_key {
                 None => true,
                 Some(key) => returned
                     .peek()
-                    .is_some_and(|j| j.unique_key.as_ref() == Some(key)),
+                    .is_some_and(|(_, k)| k.as_ref() == Some(key)),
             };
             if inserted {
-                let job = returned.next().ok_or_else(|| {
+                let (id, _) = returned.next().ok_or_else(|| {
                     DriverError::Database("insert returned fewer rows than expected".to_owned())
                 })?;
-                slots.push(Slot::Inserted(Box::new(job)));
-            } else if let Some(key) = &p.unique_key {
-                slots.push(Slot::Existing(key.clone()));
+                ids.push(Some(id));
+            } else {
+                ids.push(None);
             }
         }
     }
-    let mut out = Vec::with_capacity(slots.len());
-    for slot in slots {
-        out.push(match slot {
-            Slot::Inserted(job) => InsertedJob {
-                job: *job,
+    let mut out = Vec::with_capacity(params.len());
+    for (p, id) in params.into_iter().zip(ids) {
+        if let Some(id) = id {
+            out.push(InsertedJob {
+                job: inserted_job(id, p)?,
                 inserted: true,
-            },
-            Slot::Existing(key) => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM rota_jobs WHERE unique_key = ? AND state NOT IN ('succeeded', 'failed', 'canceled')"
-                ))
-                    .bind(key.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(map_sqlx)?
-                    .ok_or_else(|| DriverError::Conflict(format!("unique key {key:?} conflicted but no holder found")))?;
-                InsertedJob {
-                    job: job_from_row(&row)?,
-                    inserted: false,
-                }
-            }
+            });
+            continue;
+        }
+        let key = p.unique_key.unwrap_or_default();
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM rota_jobs WHERE unique_key = ? AND state NOT IN ('succeeded', 'failed', 'canceled')"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_sqlx)?
+        .ok_or_else(|| DriverError::Conflict(format!("unique key {key:?} conflicted but no holder found")))?;
+        out.push(InsertedJob {
+            job: job_from_row(&row)?,
+            inserted: false,
         });
     }
     Ok(out)
+}
+
+/// The job a fresh insert stored: built from its input, with times and the
+/// timeout at the precision stored (microseconds, milliseconds), so it
+/// equals what reading the row back returns.
+fn inserted_job(id: i64, p: JobInsertParams) -> Result<Job> {
+    Ok(Job {
+        id,
+        kind: p.kind,
+        queue: p.queue,
+        state: p.state,
+        priority: p.priority,
+        args: p.args,
+        attempt: 0,
+        max_attempts: p.max_attempts,
+        run_at: timestamp("run_at", micros(p.run_at))?,
+        created_at: timestamp("created_at", micros(p.created_at))?,
+        started_at: None,
+        finished_at: None,
+        errors: Vec::new(),
+        progress: None,
+        output: None,
+        labels: p.labels,
+        attributes: p.attributes,
+        unique_key: p.unique_key,
+        timeout: p.timeout.map(stored_timeout),
+        node: None,
+        lease_expires_at: None,
+        lease_token: None,
+        cancel_requested_at: None,
+        trace_context: p.trace_context,
+        exit_code: None,
+    })
 }
 
 /// Lists jobs on `conn` matching `params`, newest first (by id), for use

@@ -125,7 +125,7 @@ impl SqliteDriver {
                 dir.display()
             )));
         }
-        let mut conn = write_options.connect().await.map_err(map_sqlx)?;
+        let mut conn = connect_writer(&write_options, options.busy_timeout).await?;
         if options.migrate {
             migrate::migrate(&mut conn).await?;
         }
@@ -199,6 +199,28 @@ impl SqliteDriver {
         ));
         if let Ok(mut w) = self.inner.watcher.lock() {
             *w = Some(task.abort_handle());
+        }
+    }
+}
+
+/// Opens the writing connection. Switching a new database to WAL needs a
+/// lock SQLite's busy handler does not wait for, so when several processes
+/// open a fresh file at once, "database is locked" is retried here for up
+/// to `busy_timeout`.
+async fn connect_writer(
+    options: &SqliteConnectOptions,
+    busy_timeout: std::time::Duration,
+) -> Result<sqlx::SqliteConnection> {
+    let deadline = tokio::time::Instant::now() + busy_timeout;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match options.connect().await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if error::is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(map_sqlx(e)),
         }
     }
 }

@@ -100,7 +100,9 @@ impl Default for SqliteOptions {
 /// Use it to open your own pool for transactional enqueue
 /// ([`job_insert_many_in`](crate::job_insert_many_in)) so that your
 /// connections wait for Rota's writer instead of failing with
-/// "database is locked".
+/// "database is locked". Open the driver first: it creates the file and
+/// switches it to WAL (a switch that `busy_timeout` does not cover, which
+/// [`SqliteDriver::open`](crate::SqliteDriver::open) retries).
 pub fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
     connect_options_with(url, &SqliteOptions::default())
 }

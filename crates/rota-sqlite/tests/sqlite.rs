@@ -499,6 +499,27 @@ async fn migrations_are_idempotent_across_opens() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_fresh_file_all_succeed() {
+    // Switching a new file to WAL is not covered by busy_timeout; open()
+    // retries it, so racing processes never see "database is locked".
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.db").to_str().unwrap().to_owned();
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let p = path.clone();
+                tokio::spawn(async move { SqliteDriver::open(&p, SqliteOptions::default()).await })
+            })
+            .collect();
+        for o in opens {
+            if let Err(e) = o.await.unwrap() {
+                panic!("round {round}: {e}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn without_migrate_a_fresh_file_reports_pending_migrations() {
     let dir = tempfile::tempdir().unwrap();
@@ -630,4 +651,55 @@ async fn bad_urls_are_refused() {
             .is_err()
     );
     assert!(connect_options("").is_err());
+}
+
+#[tokio::test]
+async fn inserted_job_equals_the_stored_row() {
+    let (_dir, driver) = fresh().await;
+    let odd = JobInsertParams {
+        args: serde_json::json!({"f": 0.1, "big": u64::MAX, "neg": -7, "s": "é\"\\\n", "a": [1, {"b": null}]}),
+        run_at: Timestamp::from_nanosecond(1_800_000_000_123_456_789).unwrap(),
+        created_at: Timestamp::from_nanosecond(-1_234_567_891).unwrap(),
+        timeout: Some(Duration::from_micros(2_500_700)),
+        labels: labels(&[("zone", "eu\u{1F600}")]),
+        attributes: labels(&[("k\"ey", "v\\al")]),
+        trace_context: Some("00-abc-def-01".into()),
+        priority: 9,
+        state: JobState::Scheduled,
+        ..job("odd", "odd")
+    };
+    let returned = insert(&driver, odd).await;
+    let stored = driver.job_get(returned.id).await.unwrap().unwrap();
+    assert_eq!(returned, stored);
+    assert_eq!(
+        stored.timeout,
+        Some(Duration::from_millis(2_500)),
+        "stored in whole milliseconds"
+    );
+    assert_eq!(
+        stored.run_at.subsec_nanosecond() % 1_000,
+        0,
+        "stored in whole microseconds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_driver_stops_its_tasks() {
+    let (_dir, driver) = fresh().await;
+    let mut rx = driver.subscribe();
+    insert(&driver, job("d", "drop")).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    drop(driver);
+    // The channel closes only when the writer task has exited and nothing
+    // (the watcher included) keeps the driver's state alive.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rx.recv().await {
+                Err(broadcast::error::RecvError::Closed) => return,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "writer or watcher outlived the driver");
 }

@@ -299,7 +299,7 @@ impl Client {
 
     /// Jobs matching `filter`, newest first; `filter.before_id` is the
     /// cursor from the previous page.
-    pub async fn list(&self, mut filter: JobListParams) -> Result<JobPage> {
+    pub async fn list(&self, filter: JobListParams) -> Result<JobPage> {
         if filter.limit == 0 || filter.limit > MAX_PAGE {
             return Err(
                 ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
@@ -309,7 +309,6 @@ impl Client {
             validate_queue_name(q)?;
         }
         let limit = filter.limit;
-        filter.limit = limit;
         let jobs = self.driver().job_list(&filter).await?;
         let next = (jobs.len() == limit as usize)
             .then(|| jobs.last().map(|j| j.id))
@@ -344,10 +343,10 @@ impl Client {
                 now: self.engine().now(),
             })
             .await?;
-        if job.state == JobState::Running {
-            if let Some(entry) = self.engine().running.get(id) {
-                entry.run.cancel(CancelReason::Requested);
-            }
+        if job.state == JobState::Running
+            && let Some(entry) = self.engine().running.get(id)
+        {
+            entry.run.cancel(CancelReason::Requested);
         }
         Ok(job)
     }

@@ -40,7 +40,8 @@ const EVENTS: [JobEvent; 11] = [
 #[test]
 fn table_driven_transitions() {
     // (from, event, attempt, max, expected)
-    let cases: &[(JobState, JobEvent, u32, u32, Option<(JobState, u32)>)] = &[
+    type Case = (JobState, JobEvent, u32, u32, Option<(JobState, u32)>);
+    let cases: &[Case] = &[
         (S::Scheduled, E::Promote, 0, 3, Some((S::Available, 0))),
         (S::Scheduled, E::Claim, 0, 3, None),
         (S::Available, E::Claim, 0, 3, Some((S::Running, 1))),

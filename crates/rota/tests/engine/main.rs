@@ -1,6 +1,8 @@
 //! Engine acceptance tests against real SQLite files. One test binary (all
 //! modules) to keep link time down.
 
+#![allow(clippy::unwrap_used)]
+
 mod cancel;
 mod common;
 mod concurrency;
