@@ -22,6 +22,9 @@ pub use params::*;
 
 /// A storage backend for Rota.
 ///
+/// Methods with a default body are optional capabilities: a driver lacking
+/// one returns [`DriverError::NotImplemented`].
+///
 /// Every method is one atomic unit (one transaction) unless it says
 /// otherwise. Implementations must be cheap to share (`Arc<dyn Driver>`).
 #[async_trait]
@@ -134,4 +137,54 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
 
     /// Recorded leader terms, oldest first.
     async fn leader_terms(&self) -> Result<Vec<LeaderTerm>>;
+
+    /// Registers a node or records its heartbeat (insert or update by id;
+    /// `started_at` and `draining_at` survive updates). Returns the row, so
+    /// the node learns whether it was asked to drain.
+    async fn node_upsert(&self, _params: &NodeUpsertParams) -> Result<NodeRow> {
+        Err(DriverError::NotImplemented("node_upsert"))
+    }
+
+    /// Every known node, by id.
+    async fn node_list(&self) -> Result<Vec<NodeRow>> {
+        Err(DriverError::NotImplemented("node_list"))
+    }
+
+    /// Asks a node to stop claiming new work (idempotent; keeps the first
+    /// `draining_at`). Unknown id: [`DriverError::NotFound`] with entity `node`.
+    async fn node_drain(&self, _params: &NodeDrainParams) -> Result<NodeRow> {
+        Err(DriverError::NotImplemented("node_drain"))
+    }
+
+    /// Removes a node (clean shutdown). Unknown ids are ignored.
+    async fn node_delete(&self, _id: &str) -> Result<()> {
+        Err(DriverError::NotImplemented("node_delete"))
+    }
+
+    /// Removes nodes whose last heartbeat is older than the cutoff; returns
+    /// how many.
+    async fn node_prune(&self, _params: &NodePruneParams) -> Result<u64> {
+        Err(DriverError::NotImplemented("node_prune"))
+    }
+
+    /// Stores a new API key. A duplicate id is [`DriverError::Conflict`].
+    async fn api_key_insert(&self, _params: &ApiKeyInsertParams) -> Result<ApiKeyRow> {
+        Err(DriverError::NotImplemented("api_key_insert"))
+    }
+
+    /// One API key by id (revoked ones included).
+    async fn api_key_get(&self, _id: &str) -> Result<Option<ApiKeyRow>> {
+        Err(DriverError::NotImplemented("api_key_get"))
+    }
+
+    /// Every API key, by creation time.
+    async fn api_key_list(&self) -> Result<Vec<ApiKeyRow>> {
+        Err(DriverError::NotImplemented("api_key_list"))
+    }
+
+    /// Revokes a key (idempotent; keeps the first `revoked_at`). Unknown id:
+    /// [`DriverError::NotFound`] with entity `api_key`.
+    async fn api_key_revoke(&self, _id: &str, _now: jiff::Timestamp) -> Result<ApiKeyRow> {
+        Err(DriverError::NotImplemented("api_key_revoke"))
+    }
 }

@@ -311,3 +311,122 @@ pub struct LeaderTerm {
     /// Lease expiry (for history rows: last known expiry or resignation).
     pub expires_at: Timestamp,
 }
+
+/// Registration or heartbeat of a node (a worker process).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeUpsertParams {
+    /// Node id (unique per process).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Node labels.
+    pub labels: BTreeMap<String, String>,
+    /// Queues served, with their concurrency.
+    pub queues: BTreeMap<String, u32>,
+    /// Jobs running on the node now.
+    pub running: i64,
+    /// Process start time (kept from the first upsert).
+    pub started_at: Timestamp,
+    /// Current time (the heartbeat).
+    pub now: Timestamp,
+}
+
+/// A node as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRow {
+    /// Node id.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Queues served, with their concurrency.
+    pub queues: BTreeMap<String, u32>,
+    /// Jobs running at the last heartbeat.
+    pub running: i64,
+    /// When the process started.
+    pub started_at: Timestamp,
+    /// Last heartbeat.
+    pub heartbeat_at: Timestamp,
+    /// When a drain was requested: the node stops claiming new work.
+    pub draining_at: Option<Timestamp>,
+}
+
+/// Drain of one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDrainParams {
+    /// Node id.
+    pub id: String,
+    /// Current time.
+    pub now: Timestamp,
+}
+
+/// Removal of nodes that stopped heartbeating.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodePruneParams {
+    /// Delete nodes whose last heartbeat is before this.
+    pub heartbeat_before: Timestamp,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyScope {
+    /// Read-only routes.
+    Read,
+    /// Read and mutate jobs, queues, schedules.
+    Write,
+    /// Everything, including key management and node drain.
+    Admin,
+}
+
+impl ApiKeyScope {
+    /// Stable lowercase name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyScope::Read => "read",
+            ApiKeyScope::Write => "write",
+            ApiKeyScope::Admin => "admin",
+        }
+    }
+
+    /// Parses `read`, `write` or `admin`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [ApiKeyScope::Read, ApiKeyScope::Write, ApiKeyScope::Admin]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A new API key; only the hash of its secret is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyInsertParams {
+    /// Public key id (the prefix shown in listings).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// What it may do.
+    pub scope: ApiKeyScope,
+    /// Hex SHA-256 of the secret.
+    pub secret_hash: String,
+    /// Current time.
+    pub now: Timestamp,
+}
+
+/// An API key as stored (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    /// Public key id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// What it may do.
+    pub scope: ApiKeyScope,
+    /// Hex SHA-256 of the secret.
+    #[serde(skip_serializing)]
+    pub secret_hash: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Revocation time; revoked keys authenticate nothing.
+    pub revoked_at: Option<Timestamp>,
+}

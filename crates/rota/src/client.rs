@@ -72,12 +72,15 @@ impl ClientBuilder {
             )
             .into());
         }
+        let now = self.config.clock.now();
         let engine = Arc::new(Engine {
             driver: self.store.driver().clone(),
             config: self.config,
             registry: self.registry,
             running: Running::default(),
             hooks: self.hooks,
+            draining: Default::default(),
+            started_at: now,
         });
         Ok(Client {
             inner: Arc::new(Inner {

@@ -33,6 +33,7 @@ pub(crate) struct RunState {
     output: Mutex<OutputBuffer>,
     output_dirty: AtomicBool,
     progress: Mutex<Option<serde_json::Value>>,
+    exit_code: Mutex<Option<i32>>,
 }
 
 impl RunState {
@@ -43,7 +44,12 @@ impl RunState {
             output: Mutex::new(OutputBuffer::new(output_cap)),
             output_dirty: AtomicBool::new(false),
             progress: Mutex::new(None),
+            exit_code: Mutex::new(None),
         }
+    }
+
+    pub(crate) fn exit_code(&self) -> Option<i32> {
+        *self.exit_code.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fires the token; the first reason wins.
@@ -203,6 +209,17 @@ impl JobContext {
             })
             .await?;
         Ok(held)
+    }
+
+    /// Records the exit code of a process the job ran (shell jobs); stored
+    /// with the job when the run ends.
+    pub fn set_exit_code(&self, code: i32) {
+        *self.run.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = Some(code);
+    }
+
+    /// The exit code recorded in this run, if any.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.run.exit_code()
     }
 
     /// The last progress reported in this run.

@@ -50,6 +50,8 @@ mod context;
 mod enqueue;
 mod error;
 mod hooks;
+mod keys;
+mod nodes;
 pub mod maintenance;
 mod runtime;
 mod store;
@@ -61,6 +63,7 @@ pub use context::{CancelReason, DEFAULT_OUTPUT_CAP, JobContext};
 pub use enqueue::{EnqueueOpts, JobRequest};
 pub use error::{Error, Result};
 pub use hooks::{AbnormalCallback, AbnormalReason};
+pub use keys::NewApiKey;
 pub use runtime::ShutdownReport;
 pub use store::{Store, TxConnection};
 pub use worker::{JobArgs, JobError, JobOutcome, JobResult, RawWorker, Worker};
@@ -69,7 +72,9 @@ pub use rota_core::{
     AttemptError, BackoffPolicy, BackoffTracker, Clock, ErrorKind, Job, JobState, ManualClock,
     QueueConfig, SystemClock, ValidationError,
 };
-pub use rota_driver::{Driver, DriverError, InsertedJob, JobCount, JobListParams, QueueRow};
+pub use rota_driver::{
+    ApiKeyRow, ApiKeyScope, Driver, DriverError, InsertedJob, JobCount, JobListParams, NodeRow, QueueRow, StoreInfo,
+};
 
 /// Re-exported for implementing [`Worker`].
 pub use async_trait::async_trait;

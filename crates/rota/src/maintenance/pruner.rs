@@ -32,12 +32,9 @@ impl Service for Pruner {
 
     async fn run_once(&self) -> Result<Report> {
         let r = &self.engine.config.retention;
-        if r.max_age.is_none() && r.keep_last.is_none() {
-            return Ok(Report::default());
-        }
         let finished_before = r.max_age.map(|age| clock::sub(self.engine.now(), age));
         let mut total = 0u64;
-        loop {
+        while r.max_age.is_some() || r.keep_last.is_some() {
             let n = self
                 .engine
                 .driver
@@ -53,6 +50,13 @@ impl Service for Pruner {
             }
         }
         metrics::counter!("rota_jobs_pruned_total").increment(total);
+        // Nodes silent for ten leases are gone (a clean shutdown deletes its
+        // own row; this prunes the killed ones).
+        let cutoff = clock::sub(self.engine.now(), self.engine.config.lease * 10);
+        self.engine
+            .driver
+            .node_prune(&rota_driver::NodePruneParams { heartbeat_before: cutoff })
+            .await?;
         Ok(Report {
             affected: total,
             summary: format!("pruned {total} finished jobs"),

@@ -7,6 +7,7 @@ use rota_driver::Driver;
 
 use crate::config::Config;
 use crate::hooks::Hooks;
+use crate::nodes::Draining;
 use crate::runtime::running::Running;
 use crate::worker::Registry;
 
@@ -18,6 +19,8 @@ pub(crate) struct Engine {
     pub(crate) registry: Registry,
     pub(crate) running: Running,
     pub(crate) hooks: Hooks,
+    pub(crate) draining: Draining,
+    pub(crate) started_at: jiff::Timestamp,
 }
 
 impl Engine {

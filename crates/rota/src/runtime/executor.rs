@@ -198,7 +198,7 @@ pub(crate) fn finish_params(
         error,
         output: run.output(),
         progress: run.progress(),
-        exit_code: None,
+        exit_code: run.exit_code(),
     })
 }
 

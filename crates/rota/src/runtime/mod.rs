@@ -72,6 +72,14 @@ impl Runtime {
             engine.clone(),
             stop_background.clone(),
         ))];
+        if !engine.config.queues.is_empty() {
+            background.push(tokio::spawn(crate::nodes::run(
+                engine.clone(),
+                engine.draining.clone(),
+                engine.started_at,
+                stop_background.clone(),
+            )));
+        }
         if engine.config.maintenance {
             background.push(tokio::spawn(maintenance::run_elector(
                 engine.driver.clone(),

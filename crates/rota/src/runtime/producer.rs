@@ -29,6 +29,13 @@ pub(crate) async fn run(
         if stop.is_cancelled() {
             return;
         }
+        if engine.draining.get() {
+            tokio::select! {
+                _ = tokio::time::sleep(engine.config.poll_interval) => {}
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
         let free = slots.available_permits();
         if free == 0 {
             tokio::select! {
