@@ -427,6 +427,13 @@ impl Client {
         Ok(self.driver().queue_list().await?)
     }
 
+    /// The kinds this client has workers for.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.engine().registry.kinds().map(str::to_owned).collect();
+        k.sort();
+        k
+    }
+
     /// Number of jobs this process is running now.
     pub fn running_count(&self) -> usize {
         self.engine().running.len()
