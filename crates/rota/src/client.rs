@@ -74,7 +74,9 @@ impl ClientBuilder {
         }
         let now = self.config.clock.now();
         let engine = Arc::new(Engine {
+            store: self.store.clone(),
             driver: self.store.driver().clone(),
+            control: self.store.control().clone(),
             config: self.config,
             registry: self.registry,
             running: Running::default(),

@@ -4,10 +4,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rota_core::{Job, OutputBuffer};
-use rota_driver::{Driver, JobCheckinParams};
+use rota_core::JobState;
+use rota_driver::{JobCheckinParams, JobFinishParams};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::runtime::engine::Engine;
+use crate::store::TxConnection;
 
 /// Default cap on stored output per job.
 pub const DEFAULT_OUTPUT_CAP: usize = 1024 * 1024;
@@ -34,6 +37,7 @@ pub(crate) struct RunState {
     output_dirty: AtomicBool,
     progress: Mutex<Option<serde_json::Value>>,
     exit_code: Mutex<Option<i32>>,
+    completed_in_tx: AtomicBool,
 }
 
 impl RunState {
@@ -45,7 +49,13 @@ impl RunState {
             output_dirty: AtomicBool::new(false),
             progress: Mutex::new(None),
             exit_code: Mutex::new(None),
+            completed_in_tx: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the handler finished the job inside its own transaction.
+    pub(crate) fn completed_in_tx(&self) -> bool {
+        self.completed_in_tx.load(Ordering::Acquire)
     }
 
     pub(crate) fn exit_code(&self) -> Option<i32> {
@@ -108,7 +118,7 @@ pub struct JobContext {
     job: Arc<Job>,
     lease_token: i64,
     run: Arc<RunState>,
-    driver: Option<Arc<dyn Driver>>,
+    engine: Option<Arc<Engine>>,
 }
 
 impl JobContext {
@@ -116,13 +126,13 @@ impl JobContext {
         job: Arc<Job>,
         lease_token: i64,
         run: Arc<RunState>,
-        driver: Arc<dyn Driver>,
+        engine: Arc<Engine>,
     ) -> Self {
         Self {
             job,
             lease_token,
             run,
-            driver: Some(driver),
+            engine: Some(engine),
         }
     }
 
@@ -133,7 +143,7 @@ impl JobContext {
             job: Arc::new(job),
             lease_token: 0,
             run: Arc::new(RunState::new(DEFAULT_OUTPUT_CAP)),
-            driver: None,
+            engine: None,
         }
     }
 
@@ -197,10 +207,11 @@ impl JobContext {
     /// run's lease. Returns `false` when the lease was lost.
     pub async fn checkin(&self, progress: serde_json::Value) -> Result<bool> {
         self.run.set_progress(progress.clone());
-        let Some(driver) = &self.driver else {
+        let Some(engine) = &self.engine else {
             return Ok(true);
         };
-        let held = driver
+        let held = engine
+            .driver
             .job_checkin(&JobCheckinParams {
                 id: self.job.id,
                 lease_token: self.lease_token,
@@ -220,6 +231,38 @@ impl JobContext {
     /// The exit code recorded in this run, if any.
     pub fn exit_code(&self) -> Option<i32> {
         self.run.exit_code()
+    }
+
+    /// Transactional completion: marks the job `succeeded` on the caller's
+    /// connection (`&mut *tx`, PostgreSQL), so the handler's own writes and
+    /// the job's success commit together — or, on rollback, neither. Fenced
+    /// by the run's lease: returns `false` (roll back!) when the lease was
+    /// lost. Return `Ok(JobOutcome::Done)` afterwards; if the transaction
+    /// rolls back, the runtime's own completion still applies.
+    pub async fn complete_tx<C: TxConnection + ?Sized>(&self, conn: &mut C) -> Result<bool> {
+        let Some(engine) = &self.engine else {
+            self.run.completed_in_tx.store(true, Ordering::Release);
+            return Ok(true);
+        };
+        let now = engine.now();
+        let params = JobFinishParams {
+            id: self.job.id,
+            lease_token: self.lease_token,
+            lease_expired_before: None,
+            state: JobState::Succeeded,
+            attempt: self.job.attempt,
+            run_at: None,
+            finished_at: Some(now),
+            error: None,
+            output: self.run.output(),
+            progress: self.run.progress(),
+            exit_code: self.run.exit_code(),
+        };
+        let r = conn.finish_job(&engine.store, params).await?;
+        if r.applied {
+            self.run.completed_in_tx.store(true, Ordering::Release);
+        }
+        Ok(r.applied)
     }
 
     /// The last progress reported in this run.

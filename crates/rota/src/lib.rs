@@ -65,7 +65,7 @@ pub use error::{Error, Result};
 pub use hooks::{AbnormalCallback, AbnormalReason};
 pub use keys::NewApiKey;
 pub use runtime::ShutdownReport;
-pub use store::{Store, TxConnection};
+pub use store::{CONTROL_CONNECTIONS, Store, TxConnection};
 pub use worker::{JobArgs, JobError, JobOutcome, JobResult, RawWorker, Worker};
 
 pub use rota_core::{

@@ -49,7 +49,7 @@ pub(crate) async fn run(engine: Arc<Engine>, draining: Draining, started_at: Tim
             _ = stop.cancelled() => break,
         }
         let r = engine
-            .driver
+            .control
             .node_upsert(&NodeUpsertParams {
                 id: engine.config.node_id.clone(),
                 host: host.clone(),

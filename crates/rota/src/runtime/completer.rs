@@ -23,6 +23,11 @@ pub(crate) const MAX_BATCH: usize = 1000;
 pub(crate) struct Finish {
     pub(crate) params: JobFinishParams,
     pub(crate) queue: String,
+    /// The handler already finished the job in its own transaction; a
+    /// rejected write is then expected, not a stale run.
+    pub(crate) expect_stale: bool,
+    /// The queue slot, freed when the result is written.
+    pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Runs until every sender is dropped and the channel is drained.
@@ -58,7 +63,7 @@ async fn write(engine: &Engine, batch: Vec<Finish>) {
             .and_then(|r| r.get(i))
             .is_some_and(|r| r.applied);
         if !applied {
-            if results.is_some() {
+            if results.is_some() && !f.expect_stale {
                 tracing::warn!(
                     job.id = f.params.id,
                     "stale completion rejected (lease no longer held)"

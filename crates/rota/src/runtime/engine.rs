@@ -14,7 +14,10 @@ use crate::worker::Registry;
 /// The shared core of a client: store, settings, handlers, running jobs.
 #[derive(Debug)]
 pub(crate) struct Engine {
+    pub(crate) store: crate::store::Store,
     pub(crate) driver: Arc<dyn Driver>,
+    /// Small separate pool for heartbeats, leader renewals and node rows.
+    pub(crate) control: Arc<dyn Driver>,
     pub(crate) config: Config,
     pub(crate) registry: Registry,
     pub(crate) running: Running,

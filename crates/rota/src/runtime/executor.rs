@@ -26,8 +26,10 @@ pub(crate) enum Ended {
     Abandoned,
 }
 
-/// Runs `job` and hands the result to the completer. Holds `permit` (the
-/// queue's worker slot) only while the handler runs.
+/// Runs `job` and hands the result to the completer. The worker slot
+/// (`permit`) travels with the result and is freed only once the result is
+/// written, so a node never has more than `concurrency` jobs of a queue in
+/// flight — which bounds the duplicate runs a crash can cause.
 pub(crate) async fn execute(
     engine: Arc<Engine>,
     job: Job,
@@ -57,7 +59,6 @@ pub(crate) async fn execute(
     let ended = run_handler(&engine, job.clone(), lease_token, run.clone())
         .instrument(span.clone())
         .await;
-    drop(permit);
     let elapsed = started.elapsed();
     metrics::histogram!("rota_job_duration_seconds", "queue" => job.queue.clone())
         .record(elapsed.as_secs_f64());
@@ -71,6 +72,8 @@ pub(crate) async fn execute(
                 .send(Finish {
                     params,
                     queue: job.queue.clone(),
+                    expect_stale: run.completed_in_tx(),
+                    _permit: permit,
                 })
                 .is_err()
             {
@@ -103,7 +106,7 @@ async fn run_handler(
         .timeout
         .or(worker.timeout())
         .or(engine.config.default_timeout);
-    let ctx = JobContext::new(job.clone(), lease_token, run.clone(), engine.driver.clone());
+    let ctx = JobContext::new(job.clone(), lease_token, run.clone(), engine.clone());
     let args = job.args.clone();
     let mut task = tokio::spawn(async move { worker.work_raw(&ctx, args).await }.in_current_span());
     let deadline = async {

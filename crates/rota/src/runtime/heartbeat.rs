@@ -34,7 +34,7 @@ pub(crate) async fn beat(engine: &Engine) -> crate::Result<()> {
     }
     let now = engine.now();
     let results = engine
-        .driver
+        .control
         .job_heartbeat_many(&JobHeartbeatParams {
             jobs: held.iter().map(|(id, e)| (*id, e.lease_token)).collect(),
             lease_expires_at: clock::add(now, engine.config.lease),

@@ -82,7 +82,7 @@ impl Runtime {
         }
         if engine.config.maintenance {
             background.push(tokio::spawn(maintenance::run_elector(
-                engine.driver.clone(),
+                engine.control.clone(),
                 engine.config.clone(),
                 leader.clone(),
                 stop_background.clone(),

@@ -23,7 +23,7 @@ fn field(e: Error) -> String {
 
 #[tokio::test]
 async fn bad_jobs_are_rejected_and_write_nothing() {
-    let db = Db::new();
+    let Some(db) = Db::new() else { return };
     let client = db
         .builder()
         .await
@@ -108,7 +108,7 @@ async fn bad_jobs_are_rejected_and_write_nothing() {
 
 #[tokio::test]
 async fn bad_settings_are_rejected_at_build() {
-    let db = Db::new();
+    let Some(db) = Db::new() else { return };
     let cases: Vec<(Config, &str)> = vec![
         (fast_config().queue("q", 0), "queues.q.concurrency"),
         (fast_config().queue("bad name", 1), "queue"),
