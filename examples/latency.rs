@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rota::{Client, Config, EnqueueOpts, JobArgs, JobContext, JobOutcome, JobResult, Store, Worker};
+use rota::{
+    Client, Config, EnqueueOpts, JobArgs, JobContext, JobOutcome, JobResult, Store, Worker,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -28,7 +30,10 @@ impl Worker for Pong {
     type Args = Ping;
     async fn work(&self, ctx: &JobContext, _: Ping) -> JobResult {
         let now = Instant::now();
-        self.0.lock().map_err(|_| rota::JobError::fatal("poisoned"))?.insert(ctx.id(), now);
+        self.0
+            .lock()
+            .map_err(|_| rota::JobError::fatal("poisoned"))?
+            .insert(ctx.id(), now);
         Ok(JobOutcome::Done)
     }
 }
@@ -40,7 +45,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| rota_examples::temp_db("latency"));
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| rota_examples::temp_db("latency"));
     let starts: Starts = Arc::default();
     let client = Client::builder(Store::open(&url).await?)
         .config(Config::default().queue("default", 4))
@@ -55,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let starts = starts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let starts = starts
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
     let mut lat: Vec<Duration> = committed
         .iter()
         .filter_map(|(id, c)| starts.get(id).map(|s| s.saturating_duration_since(*c)))

@@ -296,6 +296,19 @@ macro_rules! conformance_suite {
             state_machine(run_case) {
                 driver_agrees_with_transition_table,
             }
+            nodes(run_case) {
+                node_upsert_inserts_then_updates,
+                node_list_ordered_by_id,
+                node_drain_is_idempotent_and_keeps_first_draining_at,
+                node_delete_removes_and_ignores_unknown,
+                node_prune_by_heartbeat_cutoff,
+            }
+            api_keys(run_case) {
+                api_key_insert_and_get_round_trip,
+                api_key_list_by_created_at,
+                api_key_revoke_is_idempotent_and_keeps_first_revoked_at,
+                api_key_duplicate_id_is_conflict,
+            }
             peers(run_peer_case) {
                 peer_sees_committed_writes_and_fences,
                 peer_claimers_never_share_a_job,

@@ -21,6 +21,8 @@ struct Inner {
     paused: BTreeMap<String, Option<Timestamp>>,
     leader: Option<LeaderTerm>,
     terms: Vec<LeaderTerm>,
+    nodes: BTreeMap<String, NodeRow>,
+    api_keys: BTreeMap<String, ApiKeyRow>,
     migrated: bool,
 }
 
@@ -557,6 +559,98 @@ impl Driver for MemoryDriver {
 
     async fn leader_terms(&self) -> Result<Vec<LeaderTerm>> {
         Ok(self.lock().terms.clone())
+    }
+
+    async fn node_upsert(&self, p: &NodeUpsertParams) -> Result<NodeRow> {
+        let mut g = self.lock();
+        let row = g.nodes.entry(p.id.clone()).or_insert_with(|| NodeRow {
+            id: p.id.clone(),
+            host: p.host.clone(),
+            labels: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            running: 0,
+            started_at: p.started_at,
+            heartbeat_at: p.now,
+            draining_at: None,
+        });
+        row.host = p.host.clone();
+        row.labels = p.labels.clone();
+        row.queues = p.queues.clone();
+        row.running = p.running;
+        row.heartbeat_at = p.now;
+        Ok(row.clone())
+    }
+
+    async fn node_list(&self) -> Result<Vec<NodeRow>> {
+        Ok(self.lock().nodes.values().cloned().collect())
+    }
+
+    async fn node_drain(&self, p: &NodeDrainParams) -> Result<NodeRow> {
+        let mut g = self.lock();
+        let row = g
+            .nodes
+            .get_mut(&p.id)
+            .ok_or_else(|| DriverError::NotFound {
+                entity: "node",
+                id: p.id.clone(),
+            })?;
+        row.draining_at.get_or_insert(p.now);
+        Ok(row.clone())
+    }
+
+    async fn node_delete(&self, id: &str) -> Result<()> {
+        self.lock().nodes.remove(id);
+        Ok(())
+    }
+
+    async fn node_prune(&self, p: &NodePruneParams) -> Result<u64> {
+        let mut g = self.lock();
+        let before = g.nodes.len();
+        g.nodes.retain(|_, n| n.heartbeat_at >= p.heartbeat_before);
+        Ok((before - g.nodes.len()) as u64)
+    }
+
+    async fn api_key_insert(&self, p: &ApiKeyInsertParams) -> Result<ApiKeyRow> {
+        let mut g = self.lock();
+        if g.api_keys.contains_key(&p.id) {
+            return Err(DriverError::Conflict(format!(
+                "API key {} already exists",
+                p.id
+            )));
+        }
+        let row = ApiKeyRow {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            scope: p.scope,
+            secret_hash: p.secret_hash.clone(),
+            created_at: p.now,
+            revoked_at: None,
+        };
+        g.api_keys.insert(p.id.clone(), row.clone());
+        Ok(row)
+    }
+
+    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKeyRow>> {
+        Ok(self.lock().api_keys.get(id).cloned())
+    }
+
+    async fn api_key_list(&self) -> Result<Vec<ApiKeyRow>> {
+        let mut keys: Vec<ApiKeyRow> = self.lock().api_keys.values().cloned().collect();
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(keys)
+    }
+
+    async fn api_key_revoke(&self, id: &str, now: Timestamp) -> Result<ApiKeyRow> {
+        let mut g = self.lock();
+        let row = g
+            .api_keys
+            .get_mut(id)
+            .ok_or_else(|| DriverError::NotFound {
+                entity: "api_key",
+                id: id.to_owned(),
+            })?;
+        row.revoked_at.get_or_insert(now);
+        Ok(row.clone())
     }
 }
 

@@ -20,11 +20,13 @@
 //! free functions [`job_insert_many_in`], [`job_list_in`] and
 //! [`job_finish_in`] on a `&mut PgConnection` (e.g. `&mut *tx`).
 
+mod api_keys;
 mod error;
 mod jobs;
 mod leader;
 mod listener;
 mod migrate;
+mod nodes;
 mod options;
 mod queues;
 mod row;
@@ -36,11 +38,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rota_core::Job;
 use rota_driver::{
-    Driver, DriverError, FinishResult, HeartbeatResult, InsertedJob, JobCancelParams,
-    JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams, JobFinishParams,
+    ApiKeyInsertParams, ApiKeyRow, Driver, DriverError, FinishResult, HeartbeatResult, InsertedJob,
+    JobCancelParams, JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams, JobFinishParams,
     JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
     JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm, MigrationStatus,
-    QueueCount, QueuePauseParams, QueueRow, Result, StoreInfo, Wakeup,
+    NodeDrainParams, NodePruneParams, NodeRow, NodeUpsertParams, QueueCount, QueuePauseParams,
+    QueueRow, Result, StoreInfo, Wakeup,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -350,5 +353,41 @@ impl Driver for PgDriver {
 
     async fn leader_terms(&self) -> Result<Vec<LeaderTerm>> {
         leader::terms(&self.inner.pool, self.t()).await
+    }
+
+    async fn node_upsert(&self, params: &NodeUpsertParams) -> Result<NodeRow> {
+        nodes::upsert(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn node_list(&self) -> Result<Vec<NodeRow>> {
+        nodes::list(&self.inner.pool, self.t()).await
+    }
+
+    async fn node_drain(&self, params: &NodeDrainParams) -> Result<NodeRow> {
+        nodes::drain(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn node_delete(&self, id: &str) -> Result<()> {
+        nodes::delete(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn node_prune(&self, params: &NodePruneParams) -> Result<u64> {
+        nodes::prune(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn api_key_insert(&self, params: &ApiKeyInsertParams) -> Result<ApiKeyRow> {
+        api_keys::insert(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKeyRow>> {
+        api_keys::get(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn api_key_list(&self) -> Result<Vec<ApiKeyRow>> {
+        api_keys::list(&self.inner.pool, self.t()).await
+    }
+
+    async fn api_key_revoke(&self, id: &str, now: jiff::Timestamp) -> Result<ApiKeyRow> {
+        api_keys::revoke(&self.inner.pool, self.t(), id, now).await
     }
 }

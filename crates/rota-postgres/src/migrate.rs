@@ -26,11 +26,18 @@ pub struct Migration {
 }
 
 /// Every migration Rota knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "nodes_keys",
+        sql: include_str!("../migrations/0002_nodes_keys.sql"),
+    },
+];
 
 /// Applies pending migrations (idempotent; concurrent callers serialize on an
 /// advisory lock).

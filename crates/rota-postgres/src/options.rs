@@ -72,6 +72,10 @@ pub(crate) struct Tables {
     pub(crate) leader: String,
     /// `rota_leader_terms`.
     pub(crate) leader_terms: String,
+    /// `rota_nodes`.
+    pub(crate) nodes: String,
+    /// `rota_api_keys`.
+    pub(crate) api_keys: String,
     /// `rota_migrations`.
     pub(crate) migrations: String,
     /// The NOTIFY channel (unquoted): `rota_jobs` or `rota_jobs_<schema>`.
@@ -99,6 +103,8 @@ impl Tables {
             queues: q("rota_queues"),
             leader: q("rota_leader"),
             leader_terms: q("rota_leader_terms"),
+            nodes: q("rota_nodes"),
+            api_keys: q("rota_api_keys"),
             migrations: q("rota_migrations"),
             channel: match schema {
                 Some(s) => format!("rota_jobs_{s}"),
@@ -142,6 +148,8 @@ mod tests {
         let t = Tables::new(Some("s1")).unwrap();
         assert_eq!(t.jobs, "\"s1\".rota_jobs");
         assert_eq!(t.channel, "rota_jobs_s1");
+        assert_eq!(t.nodes, "\"s1\".rota_nodes");
+        assert_eq!(t.api_keys, "\"s1\".rota_api_keys");
         let t = Tables::new(None).unwrap();
         assert_eq!(t.jobs, "rota_jobs");
         assert_eq!(t.channel, "rota_jobs");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff_sqlx::ToSqlx;
 use rota_core::{AttemptError, Job, JobState};
-use rota_driver::{DriverError, LeaderTerm, Result};
+use rota_driver::{ApiKeyRow, ApiKeyScope, DriverError, LeaderTerm, NodeRow, Result};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -106,6 +106,37 @@ pub(crate) fn leader_from_row(row: &PgRow) -> Result<LeaderTerm> {
         term: row.try_get("term").db()?,
         elected_at: time(row, "elected_at")?,
         expires_at: time(row, "expires_at")?,
+    })
+}
+
+/// Decodes a `rota_nodes` row (selected with `*`).
+pub(crate) fn node_from_row(row: &PgRow) -> Result<NodeRow> {
+    let Json(queues) = row
+        .try_get::<Json<BTreeMap<String, u32>>, _>("queues")
+        .db()?;
+    Ok(NodeRow {
+        id: row.try_get("id").db()?,
+        host: row.try_get("host").db()?,
+        labels: json_map(row, "labels")?,
+        queues,
+        running: row.try_get("running").db()?,
+        started_at: time(row, "started_at")?,
+        heartbeat_at: time(row, "heartbeat_at")?,
+        draining_at: time_opt(row, "draining_at")?,
+    })
+}
+
+/// Decodes a `rota_api_keys` row (selected with `*`).
+pub(crate) fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRow> {
+    let scope: String = row.try_get("scope").db()?;
+    Ok(ApiKeyRow {
+        id: row.try_get("id").db()?,
+        name: row.try_get("name").db()?,
+        scope: ApiKeyScope::parse(&scope)
+            .ok_or_else(|| DriverError::Corrupt(format!("unknown API key scope {scope:?}")))?,
+        secret_hash: row.try_get("secret_hash").db()?,
+        created_at: time(row, "created_at")?,
+        revoked_at: time_opt(row, "revoked_at")?,
     })
 }
 

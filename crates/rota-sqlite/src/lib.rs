@@ -29,10 +29,12 @@
 //! # }
 //! ```
 
+mod api_keys;
 mod error;
 mod jobs;
 mod leader;
 mod migrate;
+mod nodes;
 mod options;
 mod queues;
 mod row;
@@ -49,11 +51,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rota_core::{Job, JobState};
 use rota_driver::{
-    Driver, DriverError, FinishResult, HeartbeatResult, InsertedJob, JobCancelParams,
-    JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams, JobFinishParams,
+    ApiKeyInsertParams, ApiKeyRow, Driver, DriverError, FinishResult, HeartbeatResult, InsertedJob,
+    JobCancelParams, JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams, JobFinishParams,
     JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
     JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm, MigrationStatus,
-    QueueCount, QueuePauseParams, QueueRow, Result, StoreInfo, Wakeup,
+    NodeDrainParams, NodePruneParams, NodeRow, NodeUpsertParams, QueueCount, QueuePauseParams,
+    QueueRow, Result, StoreInfo, Wakeup,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -499,5 +502,65 @@ impl Driver for SqliteDriver {
 
     async fn leader_terms(&self) -> Result<Vec<LeaderTerm>> {
         leader::terms(&mut *self.read().await?).await
+    }
+
+    async fn node_upsert(&self, params: &NodeUpsertParams) -> Result<NodeRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { nodes::upsert(conn, &p).await }))
+            .await
+    }
+
+    async fn node_list(&self) -> Result<Vec<NodeRow>> {
+        nodes::list(&mut *self.read().await?).await
+    }
+
+    async fn node_drain(&self, params: &NodeDrainParams) -> Result<NodeRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { nodes::drain(conn, &p).await }))
+            .await
+    }
+
+    async fn node_delete(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { nodes::delete(conn, &id).await }))
+            .await
+    }
+
+    async fn node_prune(&self, params: &NodePruneParams) -> Result<u64> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { nodes::prune(conn, &p).await }))
+            .await
+    }
+
+    async fn api_key_insert(&self, params: &ApiKeyInsertParams) -> Result<ApiKeyRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { api_keys::insert(conn, &p).await }))
+            .await
+    }
+
+    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKeyRow>> {
+        api_keys::get(&mut *self.read().await?, id).await
+    }
+
+    async fn api_key_list(&self) -> Result<Vec<ApiKeyRow>> {
+        api_keys::list(&mut *self.read().await?).await
+    }
+
+    async fn api_key_revoke(&self, id: &str, now: jiff::Timestamp) -> Result<ApiKeyRow> {
+        let id = id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { api_keys::revoke(conn, &id, now).await }))
+            .await
     }
 }

@@ -25,11 +25,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "nodes_keys",
+        sql: include_str!("../migrations/0002_nodes_keys.sql"),
+    },
+];
 
 fn failed(step: &str, err: sqlx::Error) -> DriverError {
     DriverError::Migration(format!("{step}: {err}"))

@@ -1,12 +1,13 @@
 //! Conversions between stored columns and Rota's types: times as unix
-//! microseconds, JSON as text, rows into [`Job`].
+//! microseconds, JSON as text, rows into [`Job`], [`NodeRow`] and
+//! [`ApiKeyRow`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::{AttemptError, Job, JobState};
-use rota_driver::{DriverError, Result};
+use rota_driver::{ApiKeyRow, ApiKeyScope, DriverError, NodeRow, Result};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -140,6 +141,55 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
 /// Decodes many rows.
 pub(crate) fn jobs_from_rows(rows: &[SqliteRow]) -> Result<Vec<Job>> {
     rows.iter().map(job_from_row).collect()
+}
+
+/// Every column of `rota_nodes`, as a string literal for `concat!` into
+/// static SQL (`SELECT` and `RETURNING` lists).
+macro_rules! node_columns {
+    () => {
+        "id, host, labels, queues, running, started_at, heartbeat_at, draining_at"
+    };
+}
+pub(crate) use node_columns;
+
+/// Decodes one `rota_nodes` row selected with [`node_columns!`].
+pub(crate) fn node_from_row(row: &SqliteRow) -> Result<NodeRow> {
+    let labels: String = get(row, "labels")?;
+    let queues: String = get(row, "queues")?;
+    Ok(NodeRow {
+        id: get(row, "id")?,
+        host: get(row, "host")?,
+        labels: from_json::<BTreeMap<String, String>>("labels", &labels)?,
+        queues: from_json::<BTreeMap<String, u32>>("queues", &queues)?,
+        running: get(row, "running")?,
+        started_at: timestamp("started_at", get(row, "started_at")?)?,
+        heartbeat_at: timestamp("heartbeat_at", get(row, "heartbeat_at")?)?,
+        draining_at: opt_timestamp("draining_at", get(row, "draining_at")?)?,
+    })
+}
+
+/// Every column of `rota_api_keys`, as a string literal for `concat!` into
+/// static SQL (`SELECT` and `RETURNING` lists).
+macro_rules! api_key_columns {
+    () => {
+        "id, name, scope, secret_hash, created_at, revoked_at"
+    };
+}
+pub(crate) use api_key_columns;
+
+/// Decodes one `rota_api_keys` row selected with [`api_key_columns!`].
+pub(crate) fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRow> {
+    let scope: String = get(row, "scope")?;
+    Ok(ApiKeyRow {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        scope: ApiKeyScope::parse(&scope).ok_or_else(|| {
+            DriverError::Corrupt(format!("scope: unknown API key scope {scope:?}"))
+        })?,
+        secret_hash: get(row, "secret_hash")?,
+        created_at: timestamp("created_at", get(row, "created_at")?)?,
+        revoked_at: opt_timestamp("revoked_at", get(row, "revoked_at")?)?,
+    })
 }
 
 #[cfg(test)]

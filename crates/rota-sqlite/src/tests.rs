@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use crate::options::{SqliteOptions, connect_options_with};
 use crate::writer::{self, Counters, WriterHandle};
-use crate::{jobs, migrate, runs};
+use crate::{api_keys, jobs, migrate, nodes, runs};
 
 async fn connection(
     dir: &tempfile::TempDir,
@@ -169,6 +169,8 @@ async fn hot_statements_use_their_indexes() {
         (jobs::PRUNE_KEEP_SQL.to_owned(), "rota_jobs_finished_idx"),
         (runs::finish_sql(3), "INTEGER PRIMARY KEY"),
         (runs::heartbeat_sql(3), "INTEGER PRIMARY KEY"),
+        (nodes::PRUNE_SQL.to_owned(), "rota_nodes_heartbeat_idx"),
+        (api_keys::LIST_SQL.to_owned(), "rota_api_keys_created_idx"),
     ];
     for (sql, index) in cases {
         let p = plan(&mut conn, &sql).await;

@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rota_core::{Job, OutputBuffer};
 use rota_core::JobState;
+use rota_core::{Job, OutputBuffer};
 use rota_driver::{JobCheckinParams, JobFinishParams};
 use tokio_util::sync::CancellationToken;
 

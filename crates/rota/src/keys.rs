@@ -32,10 +32,18 @@ impl Client {
     /// Creates an API key with `scope`; returns its token once.
     pub async fn create_api_key(&self, name: &str, scope: ApiKeyScope) -> Result<NewApiKey> {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-            return Err(rota_core::ValidationError::new("name", "must be 1..=128 printable characters").into());
+            return Err(rota_core::ValidationError::new(
+                "name",
+                "must be 1..=128 printable characters",
+            )
+            .into());
         }
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let key = self
             .driver()
             .api_key_insert(&ApiKeyInsertParams {
@@ -71,9 +79,16 @@ impl Client {
     /// Checks a bearer token; returns the key when it is valid and not
     /// revoked. Malformed tokens and unknown ids are simply `None`.
     pub async fn verify_api_key(&self, token: &str) -> Result<Option<ApiKeyRow>> {
-        let Some((id, secret)) = parse(token) else { return Ok(None) };
-        let Some(key) = self.driver().api_key_get(id).await? else { return Ok(None) };
-        let ok: bool = hash(secret).as_bytes().ct_eq(key.secret_hash.as_bytes()).into();
+        let Some((id, secret)) = parse(token) else {
+            return Ok(None);
+        };
+        let Some(key) = self.driver().api_key_get(id).await? else {
+            return Ok(None);
+        };
+        let ok: bool = hash(secret)
+            .as_bytes()
+            .ct_eq(key.secret_hash.as_bytes())
+            .into();
         Ok((ok && key.revoked_at.is_none()).then_some(key))
     }
 }

@@ -51,8 +51,8 @@ mod enqueue;
 mod error;
 mod hooks;
 mod keys;
-mod nodes;
 pub mod maintenance;
+mod nodes;
 mod runtime;
 mod store;
 mod worker;
@@ -73,7 +73,8 @@ pub use rota_core::{
     QueueConfig, SystemClock, ValidationError,
 };
 pub use rota_driver::{
-    ApiKeyRow, ApiKeyScope, Driver, DriverError, InsertedJob, JobCount, JobListParams, NodeRow, QueueRow, StoreInfo,
+    ApiKeyRow, ApiKeyScope, Driver, DriverError, InsertedJob, JobCount, JobListParams, NodeRow,
+    QueueRow, StoreInfo,
 };
 
 /// Re-exported for implementing [`Worker`].

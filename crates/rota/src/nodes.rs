@@ -38,8 +38,18 @@ fn host() -> String {
 
 /// Registers the node, then heartbeats it until `stop`; deregisters at the
 /// end.
-pub(crate) async fn run(engine: Arc<Engine>, draining: Draining, started_at: Timestamp, stop: CancellationToken) {
-    let queues: BTreeMap<String, u32> = engine.config.queues.iter().map(|q| (q.name.clone(), q.concurrency)).collect();
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    draining: Draining,
+    started_at: Timestamp,
+    stop: CancellationToken,
+) {
+    let queues: BTreeMap<String, u32> = engine
+        .config
+        .queues
+        .iter()
+        .map(|q| (q.name.clone(), q.concurrency))
+        .collect();
     let host = host();
     let mut tick = tokio::time::interval(engine.config.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rota_core::Job;
-use rota_driver::{Driver, FinishResult, InsertedJob, JobFinishParams, JobInsertParams, JobListParams};
+use rota_driver::{
+    Driver, FinishResult, InsertedJob, JobFinishParams, JobInsertParams, JobListParams,
+};
 use rota_postgres::{PgDriver, PgOptions};
 use rota_sqlite::{SqliteDriver, SqliteOptions};
 
@@ -126,34 +128,19 @@ fn pg_url_options(url: &str) -> Result<(String, PgOptions)> {
         match pair.split_once('=') {
             Some(("rota_schema", v)) => options.schema = Some(v.to_owned()),
             Some(("rota_pool", v)) => {
-                options.max_connections = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| rota_core::ValidationError::new("rota_pool", "must be a positive integer"))?;
+                options.max_connections = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    rota_core::ValidationError::new("rota_pool", "must be a positive integer")
+                })?;
             }
             _ => kept.push(pair),
         }
     }
-    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
     Ok((url, options))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rota_parameters_are_removed_from_pg_urls() {
-        let (u, o) = pg_url_options("postgres://u:p@h/db?sslmode=disable&rota_schema=s1&rota_pool=4").unwrap();
-        assert_eq!(u, "postgres://u:p@h/db?sslmode=disable");
-        assert_eq!(o.schema.as_deref(), Some("s1"));
-        assert_eq!(o.max_connections, 4);
-        let (u, o) = pg_url_options("postgres://h/db").unwrap();
-        assert_eq!(u, "postgres://h/db");
-        assert!(o.schema.is_none());
-        assert!(pg_url_options("postgres://h/db?rota_pool=0").is_err());
-    }
 }
 
 /// A connection inside a caller's open transaction that jobs can be
@@ -203,7 +190,11 @@ impl TxConnection for sqlx::SqliteConnection {
         Ok(rota_sqlite::job_list_in(self, params).await?)
     }
 
-    async fn finish_job(&mut self, _store: &Store, _params: JobFinishParams) -> Result<FinishResult> {
+    async fn finish_job(
+        &mut self,
+        _store: &Store,
+        _params: JobFinishParams,
+    ) -> Result<FinishResult> {
         Err(Error::Store(rota_driver::DriverError::NotImplemented(
             "transactional completion on SQLite",
         )))
@@ -236,8 +227,29 @@ impl TxConnection for sqlx::PgConnection {
 
     async fn finish_job(&mut self, store: &Store, params: JobFinishParams) -> Result<FinishResult> {
         let Kind::Postgres { schema } = &store.kind else {
-            return Err(Error::Lifecycle("a PostgreSQL transaction was given to a client on another store"));
+            return Err(Error::Lifecycle(
+                "a PostgreSQL transaction was given to a client on another store",
+            ));
         };
         Ok(rota_postgres::job_finish_in(self, params, schema.as_deref()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rota_parameters_are_removed_from_pg_urls() {
+        let (u, o) =
+            pg_url_options("postgres://u:p@h/db?sslmode=disable&rota_schema=s1&rota_pool=4")
+                .unwrap();
+        assert_eq!(u, "postgres://u:p@h/db?sslmode=disable");
+        assert_eq!(o.schema.as_deref(), Some("s1"));
+        assert_eq!(o.max_connections, 4);
+        let (u, o) = pg_url_options("postgres://h/db").unwrap();
+        assert_eq!(u, "postgres://h/db");
+        assert!(o.schema.is_none());
+        assert!(pg_url_options("postgres://h/db?rota_pool=0").is_err());
     }
 }

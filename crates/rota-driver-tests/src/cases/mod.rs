@@ -5,6 +5,7 @@
 //! [`Driver`](rota_driver::Driver) docs or the job state machine
 //! ([`rota_core::state`]).
 
+pub mod api_keys;
 pub mod cancel_retry;
 pub mod claim;
 pub mod finish;
@@ -12,6 +13,7 @@ pub mod insert;
 pub mod leader;
 pub mod list;
 pub mod maintenance;
+pub mod nodes;
 pub mod peers;
 pub mod queues;
 pub mod state_machine;

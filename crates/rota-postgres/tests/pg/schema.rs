@@ -30,10 +30,12 @@ async fn schemas_isolate_tables() {
         assert_eq!(
             tables,
             [
+                "rota_api_keys",
                 "rota_jobs",
                 "rota_leader",
                 "rota_leader_terms",
                 "rota_migrations",
+                "rota_nodes",
                 "rota_queues"
             ]
         );

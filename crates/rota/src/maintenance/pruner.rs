@@ -55,7 +55,9 @@ impl Service for Pruner {
         let cutoff = clock::sub(self.engine.now(), self.engine.config.lease * 10);
         self.engine
             .driver
-            .node_prune(&rota_driver::NodePruneParams { heartbeat_before: cutoff })
+            .node_prune(&rota_driver::NodePruneParams {
+                heartbeat_before: cutoff,
+            })
             .await?;
         Ok(Report {
             affected: total,

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use rota::sqlx::{self, PgPool};
 use rota::{
-    BackoffPolicy, Config, EnqueueOpts, ErrorKind, JobArgs, JobContext, JobListParams, JobOutcome, JobRequest,
-    JobResult, JobState, Worker,
+    BackoffPolicy, Config, EnqueueOpts, ErrorKind, JobArgs, JobContext, JobListParams, JobOutcome,
+    JobRequest, JobResult, JobState, Worker,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,11 +47,14 @@ struct LedgerWorker {
 impl Worker for LedgerWorker {
     type Args = Ledgered;
     async fn work(&self, ctx: &JobContext, _: Ledgered) -> JobResult {
-        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO \"{}\".ledger (job_id, node) VALUES ($1, $2)", self.schema)))
-            .bind(ctx.id())
-            .bind(&self.node)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO \"{}\".ledger (job_id, node) VALUES ($1, $2)",
+            self.schema
+        )))
+        .bind(ctx.id())
+        .bind(&self.node)
+        .execute(&self.pool)
+        .await?;
         Ok(JobOutcome::Done)
     }
 }
@@ -90,7 +93,11 @@ fn spawn_child(db: &Db, node: &str, role: &str) -> Child {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill {sig} failed");
 }
 
@@ -110,7 +117,10 @@ async fn child_node() {
         return;
     };
     let store = rota::Store::open(&url).await.unwrap();
-    let base = Config { node_id: node.clone(), ..fast_config() };
+    let base = Config {
+        node_id: node.clone(),
+        ..fast_config()
+    };
     let builder = rota::Client::builder(store);
     let client = match role.as_str() {
         "ledger" => {
@@ -118,7 +128,11 @@ async fn child_node() {
             builder
                 .config(Config {
                     claim_batch: 10,
-                    backoff: BackoffPolicy { initial_interval: Duration::from_millis(50), jitter: 0.0, ..Default::default() },
+                    backoff: BackoffPolicy {
+                        initial_interval: Duration::from_millis(50),
+                        jitter: 0.0,
+                        ..Default::default()
+                    },
                     ..base.queue("default", 10)
                 })
                 .worker(LedgerWorker { pool, schema, node })
@@ -127,7 +141,10 @@ async fn child_node() {
         }
         "leader" => builder.config(base).build().unwrap(),
         _ => builder
-            .config(Config { maintenance: false, ..base.queue("long", 4) })
+            .config(Config {
+                maintenance: false,
+                ..base.queue("long", 4)
+            })
             .worker(LongWorker)
             .build()
             .unwrap(),
@@ -142,24 +159,46 @@ async fn three_workers_sigkill_chaos_loses_nothing() {
     let Some(db) = Db::new() else { return };
     const JOBS: u64 = 50_000;
     const CONCURRENCY: usize = 10;
-    let client = db.builder().await.config(Config { maintenance: false, ..fast_config() }).build().unwrap();
-    let pool = PgPool::connect(db.server()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE \"{}\".ledger (job_id bigint NOT NULL, node text NOT NULL)", db.schema)))
-        .execute(&pool)
+    let client = db
+        .builder()
         .await
+        .config(Config {
+            maintenance: false,
+            ..fast_config()
+        })
+        .build()
         .unwrap();
+    let pool = PgPool::connect(db.server()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE \"{}\".ledger (job_id bigint NOT NULL, node text NOT NULL)",
+        db.schema
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     for chunk in (0..JOBS).collect::<Vec<_>>().chunks(10_000) {
-        let reqs = chunk.iter().map(|&n| JobRequest::new(&Ledgered { n }, EnqueueOpts::default()).unwrap()).collect();
+        let reqs = chunk
+            .iter()
+            .map(|&n| JobRequest::new(&Ledgered { n }, EnqueueOpts::default()).unwrap())
+            .collect();
         client.enqueue_many(reqs).await.unwrap();
     }
-    let mut children: Vec<Child> = (0..3).map(|i| spawn_child(&db, &format!("chaos-{i}"), "ledger")).collect();
+    let mut children: Vec<Child> = (0..3)
+        .map(|i| spawn_child(&db, &format!("chaos-{i}"), "ledger"))
+        .collect();
     let started = Instant::now();
     let mut kills = 0usize;
     let mut next = 0usize;
     let done = |c: &rota::Client| {
         let c = c.clone();
         async move {
-            c.counts().await.unwrap().iter().filter(|c| c.state == JobState::Succeeded).map(|c| c.count).sum::<i64>()
+            c.counts()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|c| c.state == JobState::Succeeded)
+                .map(|c| c.count)
+                .sum::<i64>()
         }
     };
     while done(&client).await < JOBS as i64 && started.elapsed() < Duration::from_secs(300) {
@@ -181,7 +220,10 @@ async fn three_workers_sigkill_chaos_loses_nothing() {
         let _ = c.wait();
     }
     let counts = client.counts().await.unwrap();
-    assert_eq!(finished, JOBS as i64, "every job must end succeeded: {counts:?}");
+    assert_eq!(
+        finished, JOBS as i64,
+        "every job must end succeeded: {counts:?}"
+    );
     let (rows, distinct): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT count(*), count(DISTINCT job_id) FROM \"{}\".ledger",
         db.schema
@@ -196,20 +238,52 @@ async fn three_workers_sigkill_chaos_loses_nothing() {
         kills * CONCURRENCY
     );
     assert_eq!(distinct, JOBS as i64, "every job ran at least once");
-    assert!(kills >= 2, "the run was too short to kill anything ({kills})");
-    assert!(duplicates as usize <= kills * CONCURRENCY, "{duplicates} duplicates > {kills} kills × {CONCURRENCY}");
+    assert!(
+        kills >= 2,
+        "the run was too short to kill anything ({kills})"
+    );
+    assert!(
+        duplicates as usize <= kills * CONCURRENCY,
+        "{duplicates} duplicates > {kills} kills × {CONCURRENCY}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstopped_leader_is_replaced_and_terms_never_overlap() {
     let _serial = SERIAL.lock().await;
     let Some(db) = Db::new() else { return };
-    let observer = db.builder().await.config(Config { maintenance: false, ..fast_config() }).build().unwrap();
-    let mut children: HashMap<String, Child> =
-        (0..3).map(|i| (format!("elect-{i}"), spawn_child(&db, &format!("elect-{i}"), "leader"))).collect();
+    let observer = db
+        .builder()
+        .await
+        .config(Config {
+            maintenance: false,
+            ..fast_config()
+        })
+        .build()
+        .unwrap();
+    let mut children: HashMap<String, Child> = (0..3)
+        .map(|i| {
+            (
+                format!("elect-{i}"),
+                spawn_child(&db, &format!("elect-{i}"), "leader"),
+            )
+        })
+        .collect();
     let driver = observer.driver().clone();
-    let leader_now = || async { driver.leader_get(jiff::Timestamp::now()).await.unwrap().map(|t| t.node_id) };
-    assert!(eventually(Duration::from_secs(20), || async { leader_now().await.is_some() }).await, "nobody was elected");
+    let leader_now = || async {
+        driver
+            .leader_get(jiff::Timestamp::now())
+            .await
+            .unwrap()
+            .map(|t| t.node_id)
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            leader_now().await.is_some()
+        })
+        .await,
+        "nobody was elected"
+    );
     let first = leader_now().await.unwrap();
     let stopped = children.get(&first).unwrap();
     signal(stopped, "-STOP");
@@ -217,7 +291,10 @@ async fn sigstopped_leader_is_replaced_and_terms_never_overlap() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let second = leader_now().await;
     signal(children.get(&first).unwrap(), "-CONT");
-    assert!(second.is_some() && second.as_deref() != Some(first.as_str()), "leadership did not move: {second:?}");
+    assert!(
+        second.is_some() && second.as_deref() != Some(first.as_str()),
+        "leadership did not move: {second:?}"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let terms = driver.leader_terms().await.unwrap();
     for c in children.values_mut() {
@@ -227,7 +304,12 @@ async fn sigstopped_leader_is_replaced_and_terms_never_overlap() {
     assert!(terms.len() >= 2, "{terms:?}");
     for w in terms.windows(2) {
         assert!(w[0].term < w[1].term);
-        assert!(w[0].expires_at <= w[1].elected_at, "terms overlap: {:?} and {:?}", w[0], w[1]);
+        assert!(
+            w[0].expires_at <= w[1].elected_at,
+            "terms overlap: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
     }
 }
 
@@ -235,7 +317,10 @@ async fn sigstopped_leader_is_replaced_and_terms_never_overlap() {
 async fn database_restart_mid_run_recovers_without_help() {
     let _serial = SERIAL.lock().await;
     let Some(db) = Db::new() else { return };
-    let Some(restart) = std::env::var("ROTA_TEST_PG_RESTART_CMD").ok().filter(|s| !s.is_empty()) else {
+    let Some(restart) = std::env::var("ROTA_TEST_PG_RESTART_CMD")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
         if std::env::var("ROTA_REQUIRE_POSTGRES").as_deref() == Ok("1") {
             panic!("ROTA_TEST_PG_RESTART_CMD must name a command restarting the test server");
         }
@@ -266,17 +351,32 @@ async fn database_restart_mid_run_recovers_without_help() {
         .worker(Count(ran.clone()))
         .build()
         .unwrap();
-    let reqs = (0..JOBS).map(|n| JobRequest::new(&Ledgered { n }, EnqueueOpts::default()).unwrap()).collect();
+    let reqs = (0..JOBS)
+        .map(|n| JobRequest::new(&Ledgered { n }, EnqueueOpts::default()).unwrap())
+        .collect();
     client.enqueue_many(reqs).await.unwrap();
     client.start().await.unwrap();
-    assert!(eventually(Duration::from_secs(30), || async { ran.load(Ordering::SeqCst) > 2_000 }).await);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            ran.load(Ordering::SeqCst) > 2_000
+        })
+        .await
+    );
     let status = Command::new("sh").args(["-c", &restart]).status().unwrap();
     assert!(status.success(), "restart command failed");
     let succeeded = || async {
-        client.counts().await.map(|c| c.iter().filter(|c| c.state == JobState::Succeeded).map(|c| c.count).sum::<i64>())
+        client.counts().await.map(|c| {
+            c.iter()
+                .filter(|c| c.state == JobState::Succeeded)
+                .map(|c| c.count)
+                .sum::<i64>()
+        })
     };
     assert!(
-        eventually(Duration::from_secs(120), || async { succeeded().await.unwrap_or(0) == JOBS as i64 }).await,
+        eventually(Duration::from_secs(120), || async {
+            succeeded().await.unwrap_or(0) == JOBS as i64
+        })
+        .await,
         "not every job succeeded after the restart: {:?}",
         client.counts().await
     );
@@ -284,11 +384,27 @@ async fn database_restart_mid_run_recovers_without_help() {
     // 30 s poll.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t = Instant::now();
-    let id = client.enqueue(&Ledgered { n: 0 }, EnqueueOpts::default()).await.unwrap().job.id;
+    let id = client
+        .enqueue(&Ledgered { n: 0 }, EnqueueOpts::default())
+        .await
+        .unwrap()
+        .job
+        .id;
     let job = client.wait(id, Duration::from_secs(20)).await.unwrap();
     assert_eq!(job.state, JobState::Succeeded);
-    assert!(t.elapsed() < Duration::from_secs(5), "wake-up after restart took {:?}", t.elapsed());
-    let all = client.list(JobListParams { states: vec![JobState::Succeeded], limit: 10_000, ..Default::default() }).await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "wake-up after restart took {:?}",
+        t.elapsed()
+    );
+    let all = client
+        .list(JobListParams {
+            states: vec![JobState::Succeeded],
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(!all.jobs.is_empty());
     client.shutdown(Duration::from_secs(5)).await.unwrap();
 }
@@ -299,10 +415,26 @@ async fn heartbeating_job_is_never_rescued_dead_one_is_rescued_in_time() {
     let Some(db) = Db::new() else { return };
     let cfg = fast_config();
     let (lease, rescue_interval) = (cfg.lease, cfg.rescue_interval);
-    let client = db.builder().await.config(cfg.queue("default", 4)).worker(LongWorker).build().unwrap();
+    let client = db
+        .builder()
+        .await
+        .config(cfg.queue("default", 4))
+        .worker(LongWorker)
+        .build()
+        .unwrap();
     client.start().await.unwrap();
     // Runs for three leases while heartbeating: never rescued.
-    let long = client.enqueue(&Long { millis: (lease * 3).as_millis() as u64 }, EnqueueOpts::default()).await.unwrap().job.id;
+    let long = client
+        .enqueue(
+            &Long {
+                millis: (lease * 3).as_millis() as u64,
+            },
+            EnqueueOpts::default(),
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
     let job = client.wait(long, Duration::from_secs(30)).await.unwrap();
     assert_eq!(job.state, JobState::Succeeded);
     assert_eq!(job.attempt, 1);
@@ -312,7 +444,15 @@ async fn heartbeating_job_is_never_rescued_dead_one_is_rescued_in_time() {
     // lease + rescue interval (this client leads; the child does no
     // maintenance).
     // Queue `long` is served only by the child.
-    let held = client.enqueue(&Long { millis: 600_000 }, EnqueueOpts::default().queue("long")).await.unwrap().job.id;
+    let held = client
+        .enqueue(
+            &Long { millis: 600_000 },
+            EnqueueOpts::default().queue("long"),
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
     let mut child = spawn_child(&db, "doomed", "long");
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -327,11 +467,17 @@ async fn heartbeating_job_is_never_rescued_dead_one_is_rescued_in_time() {
     child.wait().unwrap();
     let killed = Instant::now();
     assert!(
-        eventually(Duration::from_secs(20), || async { client.get(held).await.unwrap().state != JobState::Running }).await
+        eventually(Duration::from_secs(20), || async {
+            client.get(held).await.unwrap().state != JobState::Running
+        })
+        .await
     );
     let took = killed.elapsed();
     let job = client.get(held).await.unwrap();
-    assert!(job.errors.iter().any(|e| e.kind == ErrorKind::Rescued), "{job:?}");
+    assert!(
+        job.errors.iter().any(|e| e.kind == ErrorKind::Rescued),
+        "{job:?}"
+    );
     assert!(
         took <= lease + rescue_interval + Duration::from_millis(500),
         "rescued after {took:?}; bound is lease {lease:?} + rescue interval {rescue_interval:?}"

@@ -22,7 +22,9 @@ pub(crate) fn server_url() -> Option<String> {
                 panic!("ROTA_REQUIRE_POSTGRES=1 but ROTA_TEST_POSTGRES_URL is not set");
             }
             BANNER.call_once(|| {
-                eprintln!("\n*** SKIPPED: PostgreSQL engine tests (set ROTA_TEST_POSTGRES_URL) ***\n");
+                eprintln!(
+                    "\n*** SKIPPED: PostgreSQL engine tests (set ROTA_TEST_POSTGRES_URL) ***\n"
+                );
             });
             None
         }
@@ -32,7 +34,10 @@ pub(crate) fn server_url() -> Option<String> {
 impl Db {
     pub(crate) fn new() -> Option<Self> {
         let base = server_url()?;
-        let schema = format!("rota_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let schema = format!(
+            "rota_t_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         Some(Self { base, schema })
     }
 

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rota::sqlx::{self, PgPool};
-use rota::{EnqueueOpts, JobArgs, JobContext, JobError, JobListParams, JobOutcome, JobResult, JobState, Worker};
+use rota::{
+    EnqueueOpts, JobArgs, JobContext, JobError, JobListParams, JobOutcome, JobResult, JobState,
+    Worker,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{Db, eventually, fast_config};
@@ -35,10 +38,13 @@ impl Worker for Shipper {
         self.started.lock().unwrap().push((a.order, Instant::now()));
         self.attempts.fetch_add(1, Ordering::SeqCst);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO \"{}\".shipped (order_id) VALUES ($1)", self.schema)))
-            .bind(a.order)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO \"{}\".shipped (order_id) VALUES ($1)",
+            self.schema
+        )))
+        .bind(a.order)
+        .execute(&mut *tx)
+        .await?;
         let held = ctx.complete_tx(&mut *tx).await.map_err(JobError::retry)?;
         if !held {
             return Err(JobError::retry("lease lost"));
@@ -57,23 +63,38 @@ async fn enqueue_and_completion_in_the_callers_transaction() {
     let Some(db) = Db::new() else { return };
     let store = db.store().await;
     let pool = PgPool::connect(db.server()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE \"{}\".orders (id bigint PRIMARY KEY)", db.schema)))
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE \"{}\".shipped (order_id bigint NOT NULL)", db.schema)))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE \"{}\".orders (id bigint PRIMARY KEY)",
+        db.schema
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE \"{}\".shipped (order_id bigint NOT NULL)",
+        db.schema
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     let started = Arc::new(Mutex::new(Vec::new()));
     let attempts = Arc::new(AtomicU32::new(0));
     let client = rota::Client::builder(store)
         .config(rota::Config {
             poll_interval: Duration::from_secs(30), // only NOTIFY can make it fast
-            backoff: rota::BackoffPolicy { initial_interval: Duration::from_millis(50), jitter: 0.0, ..Default::default() },
+            backoff: rota::BackoffPolicy {
+                initial_interval: Duration::from_millis(50),
+                jitter: 0.0,
+                ..Default::default()
+            },
             ..fast_config().queue("default", 4)
         })
-        .worker(Shipper { pool: pool.clone(), schema: db.schema.clone(), started: started.clone(), attempts: attempts.clone() })
+        .worker(Shipper {
+            pool: pool.clone(),
+            schema: db.schema.clone(),
+            started: started.clone(),
+            attempts: attempts.clone(),
+        })
         .build()
         .unwrap();
     client.start().await.unwrap();
@@ -81,8 +102,19 @@ async fn enqueue_and_completion_in_the_callers_transaction() {
 
     // Enqueue rolled back: no order, no job.
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO \"{}\".orders VALUES (1)", db.schema))).execute(&mut *tx).await.unwrap();
-    let ghost = client.enqueue_tx(&mut *tx, &Ship { order: 1 }, EnqueueOpts::default()).await.unwrap().job.id;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{}\".orders VALUES (1)",
+        db.schema
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let ghost = client
+        .enqueue_tx(&mut *tx, &Ship { order: 1 }, EnqueueOpts::default())
+        .await
+        .unwrap()
+        .job
+        .id;
     tx.rollback().await.unwrap();
     assert!(client.get(ghost).await.is_err());
 
@@ -91,41 +123,80 @@ async fn enqueue_and_completion_in_the_callers_transaction() {
     for order in 2..7 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut tx = pool.begin().await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO \"{}\".orders VALUES ($1)", db.schema)))
-            .bind(order)
-            .execute(&mut *tx)
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO \"{}\".orders VALUES ($1)",
+            db.schema
+        )))
+        .bind(order)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let id = client
+            .enqueue_tx(&mut *tx, &Ship { order }, EnqueueOpts::default())
             .await
-            .unwrap();
-        let id = client.enqueue_tx(&mut *tx, &Ship { order }, EnqueueOpts::default()).await.unwrap().job.id;
+            .unwrap()
+            .job
+            .id;
         tx.commit().await.unwrap();
         let committed = Instant::now();
         let s = started.clone();
-        assert!(eventually(Duration::from_secs(5), || async { s.lock().unwrap().iter().any(|(o, _)| *o == order) }).await);
-        let at = started.lock().unwrap().iter().find(|(o, _)| *o == order).map(|(_, t)| *t).unwrap();
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                s.lock().unwrap().iter().any(|(o, _)| *o == order)
+            })
+            .await
+        );
+        let at = started
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(o, _)| *o == order)
+            .map(|(_, t)| *t)
+            .unwrap();
         worst = worst.max(at.saturating_duration_since(committed));
         let job = client.wait(id, Duration::from_secs(5)).await.unwrap();
         assert_eq!(job.state, JobState::Succeeded);
     }
-    assert!(worst <= Duration::from_millis(50), "commit to start took {worst:?}");
+    assert!(
+        worst <= Duration::from_millis(50),
+        "commit to start took {worst:?}"
+    );
 
     // Completion rolled back on the first attempt: no effect, job retried;
     // committed on the second: exactly one effect, job succeeded.
-    let id = client.enqueue(&Ship { order: 99 }, EnqueueOpts::default()).await.unwrap().job.id;
+    let id = client
+        .enqueue(&Ship { order: 99 }, EnqueueOpts::default())
+        .await
+        .unwrap()
+        .job
+        .id;
     let job = client.wait(id, Duration::from_secs(10)).await.unwrap();
     assert_eq!(job.state, JobState::Succeeded);
     assert_eq!(job.attempt, 2);
     assert_eq!(job.errors.len(), 1);
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM \"{}\".shipped WHERE order_id = 99", db.schema)))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{}\".shipped WHERE order_id = 99",
+        db.schema
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(n, 1, "the rolled-back attempt left no effect");
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM \"{}\".shipped", db.schema)))
-        .fetch_one(&pool)
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{}\".shipped",
+        db.schema
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(total, 6);
+    let all = client
+        .list(JobListParams {
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(total, 6);
-    let all = client.list(JobListParams { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(all.jobs.len(), 6);
     client.shutdown(Duration::from_secs(5)).await.unwrap();
 }
