@@ -1,0 +1,372 @@
+//! The measured phases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rota::sqlx::{self, Connection};
+use rota::{
+    Client, Config, EnqueueOpts, JobArgs, JobContext, JobOutcome, JobRequest, JobResult, JobState,
+    Store, Worker,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::fresh::FreshStore;
+use crate::machine::{Machine, rss_mib};
+use crate::report::{BenchReport, Latency, Phase};
+use crate::{BenchError, BenchOptions, PhaseKind};
+
+const Q_BULK: &str = "bench_process";
+const Q_SINGLE: &str = "bench_single";
+const Q_LATENCY: &str = "bench_latency";
+/// Rows per `enqueue_many` call in the bulk phase.
+const BULK_CHUNK: usize = 10_000;
+
+#[derive(Serialize, Deserialize)]
+struct Noop {
+    n: u64,
+}
+
+impl JobArgs for Noop {
+    const KIND: &'static str = "bench_noop";
+}
+
+/// Does nothing; optionally records when each job started.
+struct NoopWorker(Option<Arc<Mutex<HashMap<i64, Instant>>>>);
+
+#[rota::async_trait]
+impl Worker for NoopWorker {
+    type Args = Noop;
+    async fn work(&self, ctx: &JobContext, _: Noop) -> JobResult {
+        if let Some(starts) = &self.0 {
+            let now = Instant::now();
+            if let Ok(mut s) = starts.lock() {
+                s.insert(ctx.id(), now);
+            }
+        }
+        Ok(JobOutcome::Done)
+    }
+}
+
+fn requests(queue: &str, range: std::ops::Range<u64>) -> Result<Vec<JobRequest>, BenchError> {
+    range
+        .map(|n| {
+            JobRequest::new(&Noop { n }, EnqueueOpts::default().queue(queue))
+                .map_err(|e| BenchError::Rota(e.into()))
+        })
+        .collect()
+}
+
+fn rate(jobs: u64, secs: f64) -> Option<f64> {
+    (secs > 0.0).then(|| jobs as f64 / secs)
+}
+
+async fn count(client: &Client, queue: &str, state: Option<JobState>) -> Result<i64, BenchError> {
+    Ok(client
+        .counts()
+        .await?
+        .iter()
+        .filter(|c| c.queue == queue && state.is_none_or(|s| c.state == s))
+        .map(|c| c.count)
+        .sum())
+}
+
+fn plain_client(store: Store) -> Result<Client, BenchError> {
+    Ok(Client::builder(store)
+        .config(Config {
+            maintenance: false,
+            ..Config::default()
+        })
+        .build()?)
+}
+
+pub(crate) async fn run_all(
+    opts: &BenchOptions,
+    fresh: &FreshStore,
+) -> Result<BenchReport, BenchError> {
+    let store = fresh.open().await?;
+    let info = store
+        .driver()
+        .store_info()
+        .await
+        .map_err(rota::Error::from)?;
+    let client = plain_client(store)?;
+    let mut phases = Vec::new();
+    let mut bulk_loaded = false;
+    for kind in &opts.phases {
+        match kind {
+            PhaseKind::Bulk => {
+                phases.push(bulk(opts, &client).await?);
+                bulk_loaded = true;
+            }
+            PhaseKind::Single => phases.extend(single(opts, &client, fresh).await?),
+            PhaseKind::Process => {
+                if !bulk_loaded {
+                    bulk(opts, &client).await?;
+                }
+                phases.push(process(opts, fresh).await?);
+            }
+            PhaseKind::Latency => phases.push(latency(opts, fresh).await?),
+        }
+    }
+    Ok(BenchReport {
+        machine: Machine::read(info),
+        phases,
+    })
+}
+
+async fn bulk(opts: &BenchOptions, client: &Client) -> Result<Phase, BenchError> {
+    let reqs = requests(Q_BULK, 0..opts.jobs)?;
+    let before = count(client, Q_BULK, None).await?;
+    let t = Instant::now();
+    for chunk in reqs.chunks(BULK_CHUNK) {
+        client.enqueue_many(chunk.to_vec()).await?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let after = count(client, Q_BULK, None).await?;
+    if after - before != opts.jobs as i64 {
+        return Err(BenchError::Check(format!(
+            "bulk: {} rows stored, {} enqueued",
+            after - before,
+            opts.jobs
+        )));
+    }
+    Ok(Phase {
+        name: "bulk_enqueue".into(),
+        jobs: opts.jobs,
+        seconds: secs,
+        jobs_per_sec: rate(opts.jobs, secs),
+        latency: None,
+        notes: vec![format!(
+            "enqueue_many in chunks of {BULK_CHUNK}; rows counted after"
+        )],
+    })
+}
+
+async fn single(
+    opts: &BenchOptions,
+    client: &Client,
+    fresh: &FreshStore,
+) -> Result<Vec<Phase>, BenchError> {
+    let n = opts.single;
+    let t = Instant::now();
+    for i in 0..n {
+        client
+            .enqueue(&Noop { n: i }, EnqueueOpts::default().queue(Q_SINGLE))
+            .await?;
+    }
+    let seq_secs = t.elapsed().as_secs_f64();
+
+    let callers = u64::from(opts.callers);
+    let per = n.div_ceil(callers);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..callers {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per {
+                client
+                    .enqueue(
+                        &Noop { n: c * per + i },
+                        EnqueueOpts::default().queue(Q_SINGLE),
+                    )
+                    .await?;
+            }
+            Ok::<(), rota::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .map_err(|e| BenchError::Check(format!("caller task: {e}")))??;
+    }
+    let conc_secs = t.elapsed().as_secs_f64();
+    let stored = count(client, Q_SINGLE, None).await?;
+    if stored != (n + per * callers) as i64 {
+        return Err(BenchError::Check(format!(
+            "single: {stored} stored, {} acknowledged",
+            n + per * callers
+        )));
+    }
+    let (base_rate, base_note) = baseline(n, fresh).await?;
+    let seq_rate = rate(n, seq_secs);
+    let ratio = match (seq_rate, base_rate) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.0}% of the raw loop", a / b * 100.0),
+        _ => String::new(),
+    };
+    Ok(vec![
+        Phase {
+            name: "single_enqueue".into(),
+            jobs: n,
+            seconds: seq_secs,
+            jobs_per_sec: seq_rate,
+            latency: None,
+            notes: vec![
+                "sequential, each acknowledged after its commit".into(),
+                ratio,
+            ],
+        },
+        Phase {
+            name: "single_enqueue_concurrent".into(),
+            jobs: per * callers,
+            seconds: conc_secs,
+            jobs_per_sec: rate(per * callers, conc_secs),
+            latency: None,
+            notes: vec![format!("{callers} concurrent callers (group commit)")],
+        },
+        Phase {
+            name: "raw_insert_baseline".into(),
+            jobs: n,
+            seconds: base_rate.map_or(0.0, |r| n as f64 / r),
+            jobs_per_sec: base_rate,
+            latency: None,
+            notes: vec![base_note],
+        },
+    ])
+}
+
+/// A raw one-row-per-commit INSERT loop on the same store and durability
+/// settings: the ceiling single enqueue is judged against.
+async fn baseline(n: u64, fresh: &FreshStore) -> Result<(Option<f64>, String), BenchError> {
+    match fresh.server() {
+        None => {
+            let url = fresh.baseline_target();
+            let opts = rota::drivers::sqlite::connect_options(&url).map_err(rota::Error::from)?;
+            let mut c = sqlx::SqliteConnection::connect_with(&opts).await?;
+            sqlx::query("CREATE TABLE raw (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+                .execute(&mut c)
+                .await?;
+            let t = Instant::now();
+            for _ in 0..n {
+                sqlx::query("INSERT INTO raw (v) VALUES ('{}')")
+                    .execute(&mut c)
+                    .await?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            Ok((
+                rate(n, secs),
+                "one-row INSERT per commit, same file settings (WAL, synchronous=FULL)".into(),
+            ))
+        }
+        Some(server) => {
+            let schema = fresh.baseline_target();
+            let mut c = sqlx::PgConnection::connect(server).await?;
+            let table = format!("\"{schema}\".raw_baseline");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE {table} (id bigserial PRIMARY KEY, v jsonb NOT NULL)"
+            )))
+            .execute(&mut c)
+            .await?;
+            let insert = format!("INSERT INTO {table} (v) VALUES ('{{}}')");
+            let t = Instant::now();
+            for _ in 0..n {
+                sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                    .execute(&mut c)
+                    .await?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            Ok((
+                rate(n, secs),
+                "one-client single-row INSERT per transaction (pgbench-style), same server".into(),
+            ))
+        }
+    }
+}
+
+async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, BenchError> {
+    let store = fresh.open().await?;
+    let client = Client::builder(store)
+        .config(Config {
+            claim_batch: opts.concurrency.min(1000),
+            ..Config::default().queue(Q_BULK, opts.concurrency)
+        })
+        .worker(NoopWorker(None))
+        .build()?;
+    let waiting = count(&client, Q_BULK, Some(JobState::Available)).await?;
+    let t = Instant::now();
+    client.start().await?;
+    let deadline = t + opts.phase_timeout;
+    let mut peak_rss: f64 = 0.0;
+    loop {
+        let done = count(&client, Q_BULK, Some(JobState::Succeeded)).await?;
+        peak_rss = peak_rss.max(rss_mib().unwrap_or(0.0));
+        if done >= waiting {
+            break;
+        }
+        if Instant::now() > deadline {
+            client.shutdown(Duration::from_secs(5)).await?;
+            return Err(BenchError::Check(format!(
+                "process: only {done} of {waiting} succeeded in time"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    client.shutdown(Duration::from_secs(5)).await?;
+    Ok(Phase {
+        name: "process".into(),
+        jobs: waiting as u64,
+        seconds: secs,
+        jobs_per_sec: rate(waiting as u64, secs),
+        latency: None,
+        notes: vec![
+            format!("concurrency {}", opts.concurrency),
+            format!("peak RSS {peak_rss:.0} MiB (whole bench process)"),
+        ],
+    })
+}
+
+async fn latency(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, BenchError> {
+    let starts: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let store = fresh.open().await?;
+    let client = Client::builder(store)
+        .config(Config::default().queue(Q_LATENCY, 4))
+        .worker(NoopWorker(Some(starts.clone())))
+        .build()?;
+    client.start().await?;
+    // Let the producer go idle (and a PostgreSQL listener connect).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut committed = Vec::with_capacity(opts.latency as usize);
+    let t = Instant::now();
+    for n in 0..opts.latency {
+        let id = client
+            .enqueue(&Noop { n }, EnqueueOpts::default().queue(Q_LATENCY))
+            .await?
+            .job
+            .id;
+        committed.push((id, Instant::now()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while starts.lock().map(|s| s.len()).unwrap_or(0) < committed.len() && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    client.shutdown(Duration::from_secs(5)).await?;
+    let starts = starts.lock().map(|s| s.clone()).unwrap_or_default();
+    let samples: Vec<f64> = committed
+        .iter()
+        .filter_map(|(id, c)| {
+            starts
+                .get(id)
+                .map(|s| s.saturating_duration_since(*c).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    if samples.len() != committed.len() {
+        return Err(BenchError::Check(format!(
+            "latency: {} of {} jobs started",
+            samples.len(),
+            committed.len()
+        )));
+    }
+    Ok(Phase {
+        name: "latency".into(),
+        jobs: opts.latency,
+        seconds: secs,
+        jobs_per_sec: None,
+        latency: Some(Latency::from_samples(samples)),
+        notes: vec![
+            "idle worker; enqueue returned (committed) -> handler start; 10 ms apart".into(),
+        ],
+    })
+}

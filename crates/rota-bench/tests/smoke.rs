@@ -1,0 +1,69 @@
+//! The benchmark runs end to end on small numbers, on SQLite and (when
+//! configured) PostgreSQL, and cleans up after itself.
+
+#![allow(clippy::unwrap_used)]
+
+use rota_bench::{BenchOptions, PhaseKind, render_table, run};
+
+fn small(database: String) -> BenchOptions {
+    BenchOptions {
+        database,
+        jobs: 2_000,
+        single: 200,
+        latency: 20,
+        concurrency: 50,
+        ..BenchOptions::default()
+    }
+}
+
+fn names(r: &rota_bench::BenchReport) -> Vec<&str> {
+    r.phases.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_run_reports_every_phase_and_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(&small(format!(
+        "sqlite://{}/bench.db",
+        dir.path().display()
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        names(&report),
+        [
+            "bulk_enqueue",
+            "single_enqueue",
+            "single_enqueue_concurrent",
+            "raw_insert_baseline",
+            "process",
+            "latency"
+        ]
+    );
+    assert!(report.phases.iter().all(|p| p.seconds > 0.0));
+    assert_eq!(report.machine.store, "sqlite");
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["phases"][0]["jobs_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(render_table(&report).contains("bulk_enqueue"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "fresh files removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_run_uses_a_fresh_schema() {
+    let Ok(url) = std::env::var("ROTA_TEST_POSTGRES_URL") else {
+        if std::env::var("ROTA_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+            panic!("ROTA_REQUIRE_POSTGRES=1 but ROTA_TEST_POSTGRES_URL is not set");
+        }
+        eprintln!("*** SKIPPED: PostgreSQL bench smoke test (set ROTA_TEST_POSTGRES_URL) ***");
+        return;
+    };
+    let mut opts = small(url);
+    opts.phases = vec![PhaseKind::Process, PhaseKind::Latency];
+    let report = run(&opts).await.unwrap();
+    assert_eq!(names(&report), ["process", "latency"]);
+    assert_eq!(report.machine.store, "postgres");
+}
