@@ -272,11 +272,7 @@ impl From<Error> for ApiError {
             ),
             Error::Conflict(m) => ApiError::new(Code::Conflict, m),
             Error::Args(e) => ApiError::invalid(Code::InvalidValue, "args", e.to_string()),
-            // `Client::revoke_api_key` reports an unknown id this way.
-            Error::Lifecycle("no such API key") => {
-                ApiError::new(Code::ApiKeyNotFound, "no such API key").field("id")
-            }
-            Error::Store(DriverError::NotFound { entity, id }) => {
+            Error::Missing { entity, id } => {
                 let code = match entity {
                     "job" => Code::JobNotFound,
                     "node" => Code::NodeNotFound,

@@ -16,6 +16,14 @@ pub enum Error {
     /// No job with that id.
     #[error("job {0} not found")]
     NotFound(i64),
+    /// No other entity (node, API key, ...) with that id.
+    #[error("{entity} {id:?} not found")]
+    Missing {
+        /// What was looked up: `node`, `api_key`, ...
+        entity: &'static str,
+        /// The id asked for.
+        id: String,
+    },
     /// The job's state does not allow the action.
     #[error("cannot {action} job {id}: it is {state}")]
     InvalidState {
@@ -51,8 +59,9 @@ impl From<DriverError> for Error {
         match e {
             DriverError::NotFound { id, entity: "job" } => match id.parse() {
                 Ok(id) => Error::NotFound(id),
-                Err(_) => Error::Store(DriverError::NotFound { entity: "job", id }),
+                Err(_) => Error::Missing { entity: "job", id },
             },
+            DriverError::NotFound { id, entity } => Error::Missing { entity, id },
             DriverError::InvalidState { id, state, action } => {
                 Error::InvalidState { id, state, action }
             }

@@ -1,12 +1,12 @@
 //! API keys: `rota_<id>_<secret>`. Only the SHA-256 of the secret is
 //! stored; verification compares hashes in constant time.
 
-use rota_driver::{ApiKeyInsertParams, ApiKeyRow, ApiKeyScope, DriverError};
+use rota_driver::{ApiKeyInsertParams, ApiKeyRow, ApiKeyScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A freshly created key: the only time its secret is visible.
 #[derive(Debug, Clone)]
@@ -67,13 +67,10 @@ impl Client {
 
     /// Revokes a key.
     pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKeyRow> {
-        self.driver()
+        Ok(self
+            .driver()
             .api_key_revoke(id, self.config().clock.now())
-            .await
-            .map_err(|e| match e {
-                DriverError::NotFound { .. } => Error::Lifecycle("no such API key"),
-                other => other.into(),
-            })
+            .await?)
     }
 
     /// Checks a bearer token; returns the key when it is valid and not

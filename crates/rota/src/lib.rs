@@ -68,9 +68,11 @@ pub use runtime::ShutdownReport;
 pub use store::{CONTROL_CONNECTIONS, Store, TxConnection};
 pub use worker::{JobArgs, JobError, JobOutcome, JobResult, RawWorker, Worker};
 
+pub use rota_core::job::{MAX_NAME_LEN, MAX_PRIORITY};
+pub use rota_core::output::CUT_MARKER;
 pub use rota_core::{
     AttemptError, BackoffPolicy, BackoffTracker, Clock, ErrorKind, Job, JobState, ManualClock,
-    QueueConfig, SystemClock, ValidationError,
+    QueueConfig, SystemClock, ValidationError, validate_queue_name,
 };
 pub use rota_driver::{
     ApiKeyRow, ApiKeyScope, Driver, DriverError, InsertedJob, JobCount, JobListParams, NodeRow,
