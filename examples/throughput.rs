@@ -3,6 +3,8 @@
 //!
 //! Run with `cargo run --release -p rota-examples --example throughput [JOBS]`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rota::{
@@ -20,12 +22,13 @@ impl JobArgs for Noop {
     const KIND: &'static str = "noop";
 }
 
-struct NoopWorker;
+struct NoopWorker(Arc<AtomicU64>);
 
 #[rota::async_trait]
 impl Worker for NoopWorker {
     type Args = Noop;
     async fn work(&self, _ctx: &JobContext, _args: Noop) -> JobResult {
+        self.0.fetch_add(1, Ordering::Relaxed);
         Ok(JobOutcome::Done)
     }
 }
@@ -37,12 +40,13 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(100_000);
+    let ran = Arc::new(AtomicU64::new(0));
     let client = Client::builder(Store::open(&rota_examples::temp_db("throughput")).await?)
         .config(Config {
             claim_batch: 1000,
             ..Config::default().queue("default", 200)
         })
-        .worker(NoopWorker)
+        .worker(NoopWorker(ran.clone()))
         .build()?;
 
     let t = Instant::now();
@@ -61,6 +65,11 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     client.start().await?;
     loop {
+        // Counting rows scans the table: wait for the handlers first.
+        if ran.load(Ordering::Relaxed) < jobs {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         let succeeded: i64 = client
             .counts()
             .await?

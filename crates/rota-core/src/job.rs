@@ -125,6 +125,16 @@ pub struct Job {
     pub trace_context: Option<String>,
     /// Exit code of a shell job's process.
     pub exit_code: Option<i32>,
+    /// The execution this job belongs to, if any.
+    #[serde(default)]
+    pub execution_id: Option<i64>,
+    /// The schedule that created this job, if any.
+    #[serde(default)]
+    pub schedule_id: Option<i64>,
+    /// Status revision: increases with every state change, so receivers
+    /// of status events can drop out-of-order ones.
+    #[serde(default)]
+    pub revision: i64,
 }
 
 /// What a caller asks to insert; validated by [`JobSpec::validate`].

@@ -155,6 +155,9 @@ impl Driver for MemoryDriver {
                     cancel_requested_at: None,
                     trace_context: p.trace_context,
                     exit_code: None,
+                    execution_id: None,
+                    schedule_id: None,
+                    revision: 0,
                 };
                 if job.state == JobState::Available {
                     queues.push(job.queue.clone());

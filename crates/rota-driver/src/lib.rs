@@ -11,14 +11,20 @@
 //! depending on time is testable and every node agrees on one source.
 
 mod error;
+mod executions;
 mod params;
+mod schedules;
+mod webhooks;
 
 use async_trait::async_trait;
 use rota_core::Job;
 use tokio::sync::broadcast;
 
 pub use error::{DriverError, Result};
+pub use executions::*;
 pub use params::*;
+pub use schedules::*;
+pub use webhooks::*;
 
 /// A storage backend for Rota.
 ///
@@ -186,5 +192,168 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     /// [`DriverError::NotFound`] with entity `api_key`.
     async fn api_key_revoke(&self, _id: &str, _now: jiff::Timestamp) -> Result<ApiKeyRow> {
         Err(DriverError::NotImplemented("api_key_revoke"))
+    }
+
+    /// The database's current time, for decisions several nodes must agree
+    /// on (schedule fires). SQLite: the local clock.
+    async fn db_now(&self) -> Result<jiff::Timestamp> {
+        Err(DriverError::NotImplemented("db_now"))
+    }
+
+    /// Creates an execution and its first jobs in one transaction.
+    async fn execution_insert(
+        &self,
+        _params: ExecutionInsertParams,
+    ) -> Result<(ExecutionRow, Vec<InsertedJob>)> {
+        Err(DriverError::NotImplemented("execution_insert"))
+    }
+
+    /// One execution by id, with its per-state job counts.
+    async fn execution_get(&self, _id: i64) -> Result<Option<ExecutionRow>> {
+        Err(DriverError::NotImplemented("execution_get"))
+    }
+
+    /// Executions matching the filter, newest first.
+    async fn execution_list(&self, _params: &ExecutionListParams) -> Result<Vec<ExecutionRow>> {
+        Err(DriverError::NotImplemented("execution_list"))
+    }
+
+    /// Adds jobs to an execution (not to one marked `succeeded`/`error`
+    /// without jobs: [`DriverError::InvalidState`]-like `Conflict`). Unknown
+    /// id: `NotFound` with entity `execution`.
+    async fn execution_add_jobs(
+        &self,
+        _params: ExecutionAddJobsParams,
+    ) -> Result<Vec<InsertedJob>> {
+        Err(DriverError::NotImplemented("execution_add_jobs"))
+    }
+
+    /// Marks an execution without jobs `succeeded` or `error` with a
+    /// message. One with jobs: [`DriverError::Conflict`] (its status is
+    /// derived). Unknown id: `NotFound` with entity `execution`.
+    async fn execution_mark(&self, _params: &ExecutionMarkParams) -> Result<ExecutionRow> {
+        Err(DriverError::NotImplemented("execution_mark"))
+    }
+
+    /// Cancels every unfinished job of the execution in one transaction:
+    /// waiting jobs end `canceled`, running ones get a cancel request.
+    /// Returns the execution and the ids of running jobs told to stop.
+    async fn execution_stop(
+        &self,
+        _params: &ExecutionStopParams,
+    ) -> Result<(ExecutionRow, Vec<i64>)> {
+        Err(DriverError::NotImplemented("execution_stop"))
+    }
+
+    /// Deletes finished executions beyond the newest `keep_last` per owner,
+    /// with their jobs; never touches running ones. Returns how many.
+    async fn execution_prune(&self, _params: &ExecutionPruneParams) -> Result<u64> {
+        Err(DriverError::NotImplemented("execution_prune"))
+    }
+
+    /// Recomputes counts and status of executions whose stored figures no
+    /// longer match their jobs (e.g. after a crash between writes); returns
+    /// what it fixed.
+    async fn execution_repair(&self, _limit: u32) -> Result<Vec<ExecutionRepair>> {
+        Err(DriverError::NotImplemented("execution_repair"))
+    }
+
+    /// Creates a schedule. A duplicate name is [`DriverError::Conflict`].
+    async fn schedule_insert(&self, _params: &ScheduleInsertParams) -> Result<ScheduleRow> {
+        Err(DriverError::NotImplemented("schedule_insert"))
+    }
+
+    /// One schedule by id.
+    async fn schedule_get(&self, _id: i64) -> Result<Option<ScheduleRow>> {
+        Err(DriverError::NotImplemented("schedule_get"))
+    }
+
+    /// Every schedule, by id.
+    async fn schedule_list(&self) -> Result<Vec<ScheduleRow>> {
+        Err(DriverError::NotImplemented("schedule_list"))
+    }
+
+    /// Changes definition, next fire and/or pause state. Unknown id:
+    /// `NotFound` with entity `schedule`.
+    async fn schedule_update(&self, _params: &ScheduleUpdateParams) -> Result<ScheduleRow> {
+        Err(DriverError::NotImplemented("schedule_update"))
+    }
+
+    /// Deletes a schedule and its fire history (its jobs stay).
+    async fn schedule_delete(&self, _id: i64) -> Result<ScheduleRow> {
+        Err(DriverError::NotImplemented("schedule_delete"))
+    }
+
+    /// Active schedules whose `next_fire_at <= now`, oldest due first.
+    async fn schedule_due(&self, _now: jiff::Timestamp, _limit: u32) -> Result<Vec<ScheduleRow>> {
+        Err(DriverError::NotImplemented("schedule_due"))
+    }
+
+    /// Records fires and advances the schedule atomically (see
+    /// [`ScheduleFireParams`]).
+    async fn schedule_fire(&self, _params: ScheduleFireParams) -> Result<FireOutcome> {
+        Err(DriverError::NotImplemented("schedule_fire"))
+    }
+
+    /// Fire history of a schedule, newest first, with job outcomes.
+    async fn schedule_fires(&self, _params: &FireListParams) -> Result<Vec<FireRow>> {
+        Err(DriverError::NotImplemented("schedule_fires"))
+    }
+
+    /// Unfinished jobs created by a schedule (for the `alone` policy).
+    async fn schedule_unfinished(&self, _id: i64) -> Result<i64> {
+        Err(DriverError::NotImplemented("schedule_unfinished"))
+    }
+
+    /// Creates a webhook subscription.
+    async fn webhook_insert(&self, _params: &WebhookInsertParams) -> Result<WebhookRow> {
+        Err(DriverError::NotImplemented("webhook_insert"))
+    }
+
+    /// Every webhook subscription.
+    async fn webhook_list(&self) -> Result<Vec<WebhookRow>> {
+        Err(DriverError::NotImplemented("webhook_list"))
+    }
+
+    /// Deletes a subscription and its deliveries. Unknown id: `NotFound`
+    /// with entity `webhook`.
+    async fn webhook_delete(&self, _id: i64) -> Result<WebhookRow> {
+        Err(DriverError::NotImplemented("webhook_delete"))
+    }
+
+    /// Unconsumed status-change events, oldest first.
+    async fn event_list(&self, _limit: u32) -> Result<Vec<EventRow>> {
+        Err(DriverError::NotImplemented("event_list"))
+    }
+
+    /// Records a progress check-in event for a job (only while webhooks
+    /// exist; a no-op otherwise).
+    async fn event_progress(&self, _job_id: i64, _now: jiff::Timestamp) -> Result<()> {
+        Err(DriverError::NotImplemented("event_progress"))
+    }
+
+    /// Creates deliveries and consumes the events they came from, in one
+    /// transaction.
+    async fn delivery_create(&self, _params: &DeliveryCreateParams) -> Result<u64> {
+        Err(DriverError::NotImplemented("delivery_create"))
+    }
+
+    /// Pending deliveries due at `now`, oldest first, with their webhook.
+    async fn delivery_due(
+        &self,
+        _now: jiff::Timestamp,
+        _limit: u32,
+    ) -> Result<Vec<(DeliveryRow, WebhookRow)>> {
+        Err(DriverError::NotImplemented("delivery_due"))
+    }
+
+    /// Records one delivery attempt.
+    async fn delivery_record(&self, _params: &DeliveryAttemptParams) -> Result<DeliveryRow> {
+        Err(DriverError::NotImplemented("delivery_record"))
+    }
+
+    /// Deliveries of one subscription, newest first.
+    async fn delivery_list(&self, _params: &DeliveryListParams) -> Result<Vec<DeliveryRow>> {
+        Err(DriverError::NotImplemented("delivery_list"))
     }
 }

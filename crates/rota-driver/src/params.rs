@@ -91,6 +91,10 @@ pub struct JobListParams {
     pub attributes: BTreeMap<String, String>,
     /// Only these ids.
     pub ids: Option<Vec<i64>>,
+    /// Only jobs of this execution.
+    pub execution_id: Option<i64>,
+    /// Only jobs created by this schedule.
+    pub schedule_id: Option<i64>,
     /// Keyset cursor: only ids below this one.
     pub before_id: Option<i64>,
     /// Page size (drivers cap it at 10,000).

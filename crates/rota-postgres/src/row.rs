@@ -91,6 +91,9 @@ pub(crate) fn job_from_row(row: &PgRow) -> Result<Job> {
         cancel_requested_at: time_opt(row, "cancel_requested_at")?,
         trace_context: row.try_get("trace_context").db()?,
         exit_code: row.try_get("exit_code").db()?,
+        execution_id: None,
+        schedule_id: None,
+        revision: 0,
     })
 }
 

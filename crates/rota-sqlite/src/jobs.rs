@@ -171,6 +171,9 @@ fn inserted_job(id: i64, p: JobInsertParams) -> Result<Job> {
         cancel_requested_at: None,
         trace_context: p.trace_context,
         exit_code: None,
+        execution_id: None,
+        schedule_id: None,
+        revision: 0,
     })
 }
 

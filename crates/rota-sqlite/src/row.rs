@@ -135,6 +135,9 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
         )?,
         trace_context: get(row, "trace_context")?,
         exit_code: exit_code.map(|c| narrow("exit_code", c)).transpose()?,
+        execution_id: None,
+        schedule_id: None,
+        revision: 0,
     })
 }
 

@@ -126,6 +126,9 @@ pub fn job_for<A: JobArgs>(args: &A) -> Job {
         cancel_requested_at: None,
         trace_context: None,
         exit_code: None,
+        execution_id: None,
+        schedule_id: None,
+        revision: 1,
     }
 }
 
