@@ -14,8 +14,10 @@ use crate::config::Config;
 use crate::context::CancelReason;
 use crate::enqueue::{EnqueueOpts, JobRequest};
 use crate::error::{Error, Result};
-use crate::hooks::{AbnormalCallback, Hooks};
-use crate::maintenance::{LeaderState, Promoter, Pruner, Rescuer, Service};
+use crate::hooks::{AbnormalCallback, ExecutionStatusCallback, Hooks, JobStatusCallback};
+use crate::maintenance::{LeaderState, Promoter, Pruner, Repairer, Rescuer, Service};
+use crate::schedules::Scheduler;
+use crate::webhooks::WebhookDeliverer;
 use crate::runtime::engine::Engine;
 use crate::runtime::running::Running;
 use crate::runtime::{Runtime, ShutdownReport};
@@ -58,6 +60,22 @@ impl ClientBuilder {
     /// running past their timeout).
     pub fn on_abnormal(mut self, cb: AbnormalCallback) -> Self {
         self.hooks.abnormal.push(cb);
+        self
+    }
+
+    /// Calls `cb` after every job status change this process commits
+    /// (claim, end of a run, cancel, retry, progress check-in), for jobs of
+    /// `kind` (`None`: all kinds). A panicking callback is logged and never
+    /// undoes the change.
+    pub fn on_job_status(mut self, kind: Option<&str>, cb: JobStatusCallback) -> Self {
+        self.hooks.job.push((kind.map(str::to_owned), cb));
+        self
+    }
+
+    /// Calls `cb` when an execution of `owner_kind` (`None`: any) reaches a
+    /// final status through a change this process committed.
+    pub fn on_execution_status(mut self, owner_kind: Option<&str>, cb: ExecutionStatusCallback) -> Self {
+        self.hooks.execution.push((owner_kind.map(str::to_owned), cb));
         self
     }
 
@@ -105,6 +123,13 @@ fn services(engine: &Arc<Engine>) -> Services {
         pruner: Arc::new(Pruner {
             engine: engine.clone(),
         }),
+        repairer: Arc::new(Repairer {
+            engine: engine.clone(),
+        }),
+        scheduler: Arc::new(Scheduler {
+            engine: engine.clone(),
+        }),
+        webhooks: Arc::new(WebhookDeliverer::new(engine.clone())),
     }
 }
 
@@ -117,6 +142,12 @@ pub struct Services {
     pub rescuer: Arc<Rescuer>,
     /// Applies retention.
     pub pruner: Arc<Pruner>,
+    /// Fixes executions whose status no longer matches their jobs.
+    pub repairer: Arc<Repairer>,
+    /// Fires due schedules.
+    pub scheduler: Arc<Scheduler>,
+    /// Delivers webhooks.
+    pub webhooks: Arc<WebhookDeliverer>,
 }
 
 #[derive(Debug)]
@@ -166,6 +197,10 @@ impl Client {
         &self.inner.engine
     }
 
+    pub(crate) fn inner_engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// The storage driver.
     pub fn driver(&self) -> &Arc<dyn Driver> {
         &self.inner.engine.driver
@@ -196,8 +231,14 @@ impl Client {
             State::Stopped => return Err(Error::Lifecycle("client was shut down")),
         }
         let s = &self.inner.services;
-        let services: Vec<Arc<dyn Service>> =
-            vec![s.promoter.clone(), s.rescuer.clone(), s.pruner.clone()];
+        let services: Vec<Arc<dyn Service>> = vec![
+            s.promoter.clone(),
+            s.rescuer.clone(),
+            s.pruner.clone(),
+            s.repairer.clone(),
+            s.scheduler.clone(),
+            s.webhooks.clone(),
+        ];
         *state = State::Running(Runtime::start(
             self.inner.engine.clone(),
             self.inner.leader.clone(),
@@ -234,7 +275,7 @@ impl Client {
     /// Enqueues many jobs in one transaction: all or nothing. Every request
     /// is validated before anything is written.
     pub async fn enqueue_many(&self, requests: Vec<JobRequest>) -> Result<Vec<InsertedJob>> {
-        let params = self.params(requests)?;
+        let params = self.insert_params(requests)?;
         let span = tracing::debug_span!("rota.enqueue", jobs = params.len());
         let _g = span.enter();
         let inserted = self.driver().job_insert_many(params).await?;
@@ -263,7 +304,7 @@ impl Client {
         conn: &mut C,
         requests: Vec<JobRequest>,
     ) -> Result<Vec<InsertedJob>> {
-        let params = self.params(requests)?;
+        let params = self.insert_params(requests)?;
         let inserted = conn.insert_jobs(&self.inner.store, params).await?;
         count_enqueued(&inserted);
         Ok(inserted)
@@ -278,7 +319,7 @@ impl Client {
         conn.list_jobs(&self.inner.store, filter).await
     }
 
-    fn params(&self, requests: Vec<JobRequest>) -> Result<Vec<rota_driver::JobInsertParams>> {
+    pub(crate) fn insert_params(&self, requests: Vec<JobRequest>) -> Result<Vec<rota_driver::JobInsertParams>> {
         let now = self.engine().now();
         let many = requests.len() > 1;
         requests
@@ -353,6 +394,7 @@ impl Client {
         {
             entry.run.cancel(CancelReason::Requested);
         }
+        self.engine().hooks.job_from(&job);
         Ok(job)
     }
 
@@ -382,13 +424,15 @@ impl Client {
     /// Operator retry: runs the job again now (finished jobs start with a
     /// fresh attempt count). Running jobs are an [`Error::InvalidState`].
     pub async fn retry(&self, id: i64) -> Result<Job> {
-        Ok(self
+        let job = self
             .driver()
             .job_retry(&JobRetryParams {
                 id,
                 now: self.engine().now(),
             })
-            .await?)
+            .await?;
+        self.engine().hooks.job_from(&job);
+        Ok(job)
     }
 
     /// Forces a re-run of the chosen jobs; one result per id.

@@ -24,6 +24,17 @@ impl Default for Retention {
     }
 }
 
+/// How many finished executions are kept per owner (`owner_kind`,
+/// `owner_id`); older finished ones are deleted with their jobs, running
+/// ones never. Where both rules apply, the smaller figure wins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionRetention {
+    /// For every owner kind (`None`: no limit).
+    pub keep_last: Option<u64>,
+    /// For owners of one kind.
+    pub per_owner_kind: BTreeMap<String, u64>,
+}
+
 /// Everything a [`Client`](crate::Client) can be tuned with. Start from
 /// `Config::default()` and change what you need.
 #[derive(Debug, Clone)]
@@ -70,6 +81,22 @@ pub struct Config {
     pub retention: Retention,
     /// Cap on stored output per job.
     pub output_cap: usize,
+    /// Finished executions kept per owner.
+    pub execution_retention: ExecutionRetention,
+    /// How often executions are checked against their jobs (repair).
+    pub repair_interval: Duration,
+    /// How often due schedules are fired.
+    pub schedule_interval: Duration,
+    /// Fire schedules on the database's clock (default), not the injected
+    /// one, so nodes with skewed clocks agree. Tests with a manual clock
+    /// turn this off.
+    pub schedule_on_db_clock: bool,
+    /// How often webhook events are expanded and deliveries attempted.
+    pub webhook_interval: Duration,
+    /// Timeout of one webhook request.
+    pub webhook_timeout: Duration,
+    /// Retries of failed webhook deliveries (`max_attempts` included).
+    pub webhook_backoff: BackoffPolicy,
     /// Source of time.
     pub clock: Arc<dyn Clock>,
 }
@@ -95,6 +122,20 @@ impl Default for Config {
             prune_interval: Duration::from_secs(60),
             retention: Retention::default(),
             output_cap: crate::context::DEFAULT_OUTPUT_CAP,
+            execution_retention: ExecutionRetention::default(),
+            repair_interval: Duration::from_secs(60),
+            schedule_interval: Duration::from_millis(200),
+            schedule_on_db_clock: true,
+            webhook_interval: Duration::from_millis(250),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_backoff: BackoffPolicy {
+                initial_interval: Duration::from_millis(500),
+                multiplier: 2.0,
+                max_interval: Duration::from_secs(60),
+                jitter: 0.1,
+                max_attempts: 20,
+                reset_interval: None,
+            },
             clock: Arc::new(SystemClock),
         }
     }
@@ -130,6 +171,10 @@ impl Config {
             ("promote_interval", self.promote_interval),
             ("rescue_interval", self.rescue_interval),
             ("prune_interval", self.prune_interval),
+            ("repair_interval", self.repair_interval),
+            ("schedule_interval", self.schedule_interval),
+            ("webhook_interval", self.webhook_interval),
+            ("webhook_timeout", self.webhook_timeout),
         ];
         for (field, d) in positive {
             if d.is_zero() {
@@ -160,6 +205,9 @@ impl Config {
                 "must be at least 64 bytes",
             ));
         }
+        self.webhook_backoff
+            .validate()
+            .map_err(|e| ValidationError::new(format!("webhook_backoff.{}", e.field), e.message))?;
         self.backoff
             .validate()
             .map_err(|e| ValidationError::new(format!("backoff.{}", e.field), e.message))?;

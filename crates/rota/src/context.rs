@@ -219,6 +219,26 @@ impl JobContext {
                 output: self.run.take_dirty_output(),
             })
             .await?;
+        if held {
+            let hooks = &engine.hooks;
+            if hooks.wants_jobs() {
+                hooks.job(&crate::hooks::JobStatusEvent {
+                    job_id: self.job.id,
+                    kind: self.job.kind.clone(),
+                    queue: self.job.queue.clone(),
+                    state: JobState::Running,
+                    attempt: self.job.attempt,
+                    execution_id: self.job.execution_id,
+                    progress: self.run.progress(),
+                    error: None,
+                });
+            }
+            // Webhook subscribers get a `progress` event (a no-op without
+            // subscriptions; not every store supports it).
+            if let Err(e) = engine.driver.event_progress(self.job.id, engine.now()).await {
+                tracing::debug!(error = %e, "progress event not recorded");
+            }
+        }
         Ok(held)
     }
 

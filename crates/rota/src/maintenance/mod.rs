@@ -8,6 +8,7 @@
 mod leader;
 mod promoter;
 mod pruner;
+mod repairer;
 mod rescuer;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use leader::LeaderState;
 pub(crate) use leader::run as run_elector;
 pub use promoter::Promoter;
 pub use pruner::Pruner;
+pub use repairer::Repairer;
 pub use rescuer::Rescuer;
 
 use crate::error::Result;

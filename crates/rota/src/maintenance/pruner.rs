@@ -59,6 +59,30 @@ impl Service for Pruner {
                 heartbeat_before: cutoff,
             })
             .await?;
+        // Executions: keep the newest N finished per owner, per owner kind.
+        let er = &self.engine.config.execution_retention;
+        let mut rules: Vec<(Option<String>, u64)> =
+            er.per_owner_kind.iter().map(|(k, n)| (Some(k.clone()), *n)).collect();
+        if let Some(n) = er.keep_last {
+            rules.push((None, n));
+        }
+        for (owner_kind, keep_last) in rules {
+            loop {
+                let n = self
+                    .engine
+                    .driver
+                    .execution_prune(&rota_driver::ExecutionPruneParams {
+                        owner_kind: owner_kind.clone(),
+                        keep_last,
+                        limit: PRUNE_BATCH,
+                    })
+                    .await?;
+                total += n;
+                if n < u64::from(PRUNE_BATCH) {
+                    break;
+                }
+            }
+        }
         Ok(Report {
             affected: total,
             summary: format!("pruned {total} finished jobs"),

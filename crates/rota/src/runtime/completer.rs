@@ -13,6 +13,7 @@ use rota_core::JobState;
 use rota_driver::JobFinishParams;
 use tokio::sync::mpsc;
 
+use crate::hooks::JobStatusEvent;
 use crate::runtime::engine::Engine;
 
 /// Most finishes written per call.
@@ -23,6 +24,10 @@ pub(crate) const MAX_BATCH: usize = 1000;
 pub(crate) struct Finish {
     pub(crate) params: JobFinishParams,
     pub(crate) queue: String,
+    /// Job kind (for status hooks).
+    pub(crate) kind: String,
+    /// The job's execution (for execution hooks).
+    pub(crate) execution_id: Option<i64>,
     /// The handler already finished the job in its own transaction; a
     /// rejected write is then expected, not a stale run.
     pub(crate) expect_stale: bool,
@@ -56,6 +61,7 @@ async fn write(engine: &Engine, batch: Vec<Finish>) {
             }
         }
     };
+    let mut executions = Vec::new();
     for (i, f) in batch.iter().enumerate() {
         engine.running.remove(f.params.id, f.params.lease_token);
         let applied = results
@@ -80,5 +86,25 @@ async fn write(engine: &Engine, batch: Vec<Finish>) {
             _ => "rota_jobs_handed_back_total",
         };
         metrics::counter!(name, "queue" => f.queue.clone()).increment(1);
+        if engine.hooks.wants_jobs() {
+            engine.hooks.job(&JobStatusEvent {
+                job_id: f.params.id,
+                kind: f.kind.clone(),
+                queue: f.queue.clone(),
+                state: f.params.state,
+                attempt: f.params.attempt,
+                execution_id: f.execution_id,
+                progress: f.params.progress.clone(),
+                error: f.params.error.clone(),
+            });
+        }
+        if let Some(x) = f.execution_id {
+            executions.push(x);
+        }
+    }
+    if engine.hooks.wants_executions() && !executions.is_empty() {
+        executions.sort_unstable();
+        executions.dedup();
+        crate::executions::report_finished(engine, &executions).await;
     }
 }

@@ -72,6 +72,8 @@ pub(crate) async fn execute(
                 .send(Finish {
                     params,
                     queue: job.queue.clone(),
+                    kind: job.kind.clone(),
+                    execution_id: job.execution_id,
                     expect_stale: run.completed_in_tx(),
                     _permit: permit,
                 })

@@ -23,6 +23,10 @@ pub(crate) async fn run(
     completer: mpsc::UnboundedSender<Finish>,
 ) {
     let slots = Arc::new(Semaphore::new(queue.concurrency as usize));
+    // The node's labels plus its own id, so `common` schedules can address
+    // a job to exactly this node.
+    let mut node_labels = engine.config.node_labels.clone();
+    node_labels.insert(crate::schedules::NODE_LABEL.to_owned(), engine.config.node_id.clone());
     let mut wake = engine.driver.subscribe();
     let mut error_delay = Duration::from_millis(100);
     loop {
@@ -53,7 +57,7 @@ pub(crate) async fn run(
                 queue: queue.name.clone(),
                 max: want as u32,
                 node_id: engine.config.node_id.clone(),
-                node_labels: engine.config.node_labels.clone(),
+                node_labels: node_labels.clone(),
                 lease_token,
                 lease_expires_at: clock::add(now, engine.config.lease),
                 now,
@@ -76,6 +80,7 @@ pub(crate) async fn run(
         };
         let got = jobs.len();
         for job in jobs {
+            engine.hooks.job_from(&job);
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 // Cannot happen (only this task takes slots), but never run
                 // beyond the concurrency limit: let the lease expire instead.
