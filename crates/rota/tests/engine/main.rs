@@ -6,9 +6,12 @@
 mod cancel;
 mod common;
 mod concurrency;
+mod executions;
 mod kill;
 mod retry;
+mod schedules;
 mod shutdown;
 mod tx;
 mod unique;
 mod validation;
+mod webhooks;

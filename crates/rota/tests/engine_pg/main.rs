@@ -10,10 +10,14 @@ mod cancel;
 mod common;
 #[path = "../engine/concurrency.rs"]
 mod concurrency;
+#[path = "../engine/executions.rs"]
+mod executions;
 #[path = "../engine/kill.rs"]
 mod kill;
 #[path = "../engine/retry.rs"]
 mod retry;
+#[path = "../engine/schedules.rs"]
+mod schedules;
 #[path = "../engine/shutdown.rs"]
 mod shutdown;
 mod tx;
@@ -21,3 +25,5 @@ mod tx;
 mod unique;
 #[path = "../engine/validation.rs"]
 mod validation;
+#[path = "../engine/webhooks.rs"]
+mod webhooks;
