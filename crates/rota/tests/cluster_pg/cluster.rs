@@ -59,6 +59,44 @@ impl Worker for LedgerWorker {
     }
 }
 
+/// Records each run's start and end (for the `alone` overlap check); runs
+/// take 2.5 s when `slow`.
+#[derive(Serialize, Deserialize)]
+struct Stamped {
+    slow: bool,
+}
+impl JobArgs for Stamped {
+    const KIND: &'static str = "stamped";
+}
+
+struct Stamp {
+    pool: PgPool,
+    schema: String,
+}
+
+#[async_trait::async_trait]
+impl Worker for Stamp {
+    type Args = Stamped;
+    async fn work(&self, ctx: &JobContext, a: Stamped) -> JobResult {
+        let start = jiff::Timestamp::now();
+        if a.slow {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+        }
+        let end = jiff::Timestamp::now();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO \"{}\".runs (job_id, slow, started_us, ended_us) VALUES ($1, $2, $3, $4)",
+            self.schema
+        )))
+        .bind(ctx.id())
+        .bind(a.slow)
+        .bind(start.as_microsecond() as i64)
+        .bind(end.as_microsecond() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(JobOutcome::Done)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Long {
     millis: u64,
@@ -140,6 +178,14 @@ async fn child_node() {
                 .unwrap()
         }
         "leader" => builder.config(base).build().unwrap(),
+        "scheduler" => {
+            let pool = PgPool::connect(&server).await.unwrap();
+            builder
+                .config(base.queue("default", 4))
+                .worker(Stamp { pool, schema })
+                .build()
+                .unwrap()
+        }
         _ => builder
             .config(Config {
                 maintenance: false,
@@ -483,4 +529,84 @@ async fn heartbeating_job_is_never_rescued_dead_one_is_rescued_in_time() {
         "rescued after {took:?}; bound is lease {lease:?} + rescue interval {rescue_interval:?}"
     );
     client.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_fire_every_second_once_and_alone_never_overlaps() {
+    let _serial = SERIAL.lock().await;
+    let Some(db) = Db::new() else { return };
+    let admin = db.builder().await.config(Config { maintenance: false, ..fast_config() }).build().unwrap();
+    let pool = PgPool::connect(db.server()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE \"{}\".runs (job_id bigint, slow boolean, started_us bigint, ended_us bigint)",
+        db.schema
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let template = |slow: bool| rota::JobTemplate {
+        kind: "stamped".into(),
+        args: serde_json::json!({ "slow": slow }),
+        queue: None,
+        priority: None,
+        max_attempts: Some(1),
+        timeout_ms: None,
+        labels: Default::default(),
+        attributes: Default::default(),
+    };
+    let every = admin
+        .create_schedule(rota::ScheduleDefinition {
+            spec: rota::ScheduleSpec::new("every-second", rota::ScheduleRule::parse("*/1 * * * * *", None).unwrap()),
+            job: template(false),
+            execution: None,
+            backoff: None,
+        })
+        .await
+        .unwrap();
+    let mut alone_spec = rota::ScheduleSpec::new("alone", rota::ScheduleRule::parse("*/1 * * * * *", None).unwrap());
+    alone_spec.overlap = rota::OverlapPolicy::Alone;
+    let alone = admin
+        .create_schedule(rota::ScheduleDefinition { spec: alone_spec, job: template(true), execution: None, backoff: None })
+        .await
+        .unwrap();
+    let mut children: Vec<Child> = (0..2).map(|i| spawn_child(&db, &format!("sched-{i}"), "scheduler")).collect();
+    // Half way, kill the leader (a leader change) and start a replacement.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    if let Some(leader) = admin.driver().leader_get(jiff::Timestamp::now()).await.unwrap() {
+        if let Some(i) = ["sched-0", "sched-1"].iter().position(|n| *n == leader.node_id) {
+            children[i].kill().unwrap();
+            children[i].wait().unwrap();
+            children[i] = spawn_child(&db, &format!("sched-{i}-b"), "scheduler");
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    for c in children.iter_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let fires = admin.schedule_history(every.id, None, 1000).await.unwrap();
+    let mut times: Vec<jiff::Timestamp> = fires.iter().map(|f| f.fire_at).collect();
+    times.sort();
+    let n = times.len();
+    times.dedup();
+    assert_eq!(times.len(), n, "a (schedule, fire time) pair recorded twice");
+    assert!(n >= 25, "only {n} fires in 30 s");
+    for w in times.windows(2) {
+        assert_eq!(w[1].duration_since(w[0]).as_secs(), 1, "missing fire between {} and {}", w[0], w[1]);
+    }
+    let runs: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT started_us, ended_us FROM \"{}\".runs WHERE slow ORDER BY started_us",
+        db.schema
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(runs.len() >= 5, "alone ran {} times", runs.len());
+    for w in runs.windows(2) {
+        assert!(w[1].0 >= w[0].1, "alone runs overlap: {:?} and {:?}", w[0], w[1]);
+    }
+    let alone_fires = admin.schedule_history(alone.id, None, 1000).await.unwrap();
+    assert!(alone_fires.iter().any(|f| f.status == rota::FireStatus::Skipped), "overlapping fires were skipped");
+    eprintln!("schedules: {n} fires of every-second; alone ran {} times, {} fires skipped", runs.len(),
+        alone_fires.iter().filter(|f| f.status == rota::FireStatus::Skipped).count());
 }
