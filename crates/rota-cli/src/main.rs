@@ -1,0 +1,48 @@
+//! `rota`: the job server with its HTTP API, worker nodes, and a CLI over
+//! the API.
+//!
+//! The binary is a thin face over the library: `rota server` serves
+//! `rota_server::router` over a `rota::Client` with the shell kind
+//! registered; `rota worker` runs the same client without HTTP; the other
+//! commands are HTTP calls (`job`, `queue`, `node`) or direct store access
+//! (`key`, `migrate`). Exit codes are in [`exit::Exit`].
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser as _;
+
+mod cli;
+mod commands;
+mod config;
+mod engine;
+mod exit;
+mod http;
+mod output;
+
+fn main() -> ExitCode {
+    // Clap exits with 2 on usage errors and 0 for --help/--version.
+    let cli = cli::Cli::parse();
+    cli.color.write_global();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::error(&format!("cannot start the async runtime: {e}"));
+            return exit::Exit::Failure.into();
+        }
+    };
+    let result = runtime.block_on(commands::run(cli));
+    // Do not wait for a task blocked on reading stdin or a stuck request.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(code) => code.into(),
+        Err(e) if exit::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(&format!("{e:#}"));
+            exit::code_of(&e).into()
+        }
+    }
+}
