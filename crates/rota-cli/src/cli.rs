@@ -75,6 +75,8 @@ pub(crate) enum Command {
     Key(KeyCommand),
     /// Apply or show database migrations.
     Migrate(MigrateArgs),
+    /// Benchmark a store: bulk and single enqueue, processing, latency.
+    Bench(BenchArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -521,4 +523,26 @@ mod tests {
         assert!(Cli::try_parse_from(["rota", "job", "submit", "--kind", "k", "--", "ls"]).is_err());
         assert!(Cli::try_parse_from(["rota", "job", "submit", "--at", "x", "--in", "1m"]).is_err());
     }
+}
+
+/// `rota bench`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+    /// Jobs for bulk enqueue and processing.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) jobs: u64,
+    /// Jobs for sequential single enqueue.
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) single: u64,
+    /// Jobs for the latency phase.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) latency: u64,
+    /// Phases to run, comma-separated: bulk,single,process,latency.
+    #[arg(long, default_value = "bulk,single,process,latency")]
+    pub(crate) phases: String,
+    /// Worker concurrency for processing.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) concurrency: u32,
 }

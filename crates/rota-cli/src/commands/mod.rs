@@ -8,6 +8,7 @@ use crate::config::{Config, Flags};
 use crate::exit::Exit;
 use crate::http::Api;
 
+mod bench;
 mod job;
 mod key;
 mod migrate;
@@ -59,6 +60,7 @@ fn flags(command: &Command) -> Flags {
             | KeyCommand::Revoke { db, .. } => db.flags(),
         },
         Command::Migrate(m) => m.db.flags(),
+        Command::Bench(b) => b.db.flags(),
         Command::Completions { .. } => Flags::default(),
     }
 }
@@ -104,6 +106,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Node(c) => node::run(c, &ctx).await,
         Command::Key(c) => key::run(c, &ctx).await,
         Command::Migrate(a) => migrate::run(a.action, &ctx).await,
+        Command::Bench(a) => bench::run(&a, &ctx).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut out = std::io::stdout().lock();

@@ -1,0 +1,84 @@
+//! `rota bench` on SQLite: one command, a table or stable JSON, and the
+//! fresh database it made is gone afterwards.
+
+use crate::common::Sandbox;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_every_phase_as_json_and_cleans_up() {
+    let sb = Sandbox::new();
+    let db = sb.db();
+    let out = sb
+        .run(&[
+            "bench",
+            "--database",
+            &db,
+            "--jobs",
+            "1000",
+            "--single",
+            "100",
+            "--latency",
+            "20",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("bench JSON");
+    let names: Vec<&str> = v["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bulk_enqueue",
+            "single_enqueue",
+            "single_enqueue_concurrent",
+            "raw_insert_baseline",
+            "process",
+            "latency"
+        ]
+    );
+    assert!(v["phases"][0]["jobs_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(v["phases"][5]["latency"]["p99_ms"].as_f64().is_some());
+    assert_eq!(v["machine"]["store"], "sqlite");
+    assert!(
+        v["machine"]["settings"]
+            .as_object()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let left: Vec<_> = std::fs::read_dir(sb.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with("rota-bench-")),
+        "{left:?}"
+    );
+
+    let table = sb
+        .run(&[
+            "bench",
+            "--database",
+            &db,
+            "--jobs",
+            "200",
+            "--phases",
+            "bulk,process",
+        ])
+        .await;
+    assert!(table.status.success(), "{}", table.stderr);
+    assert!(
+        table.stdout.contains("bulk_enqueue") && table.stdout.contains("process"),
+        "{}",
+        table.stdout
+    );
+    let bad = sb
+        .run(&["bench", "--database", &db, "--phases", "warp"])
+        .await;
+    assert_eq!(bad.status.code(), Some(2));
+}
