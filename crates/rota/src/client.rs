@@ -16,12 +16,12 @@ use crate::enqueue::{EnqueueOpts, JobRequest};
 use crate::error::{Error, Result};
 use crate::hooks::{AbnormalCallback, ExecutionStatusCallback, Hooks, JobStatusCallback};
 use crate::maintenance::{LeaderState, Promoter, Pruner, Repairer, Rescuer, Service};
-use crate::schedules::Scheduler;
-use crate::webhooks::WebhookDeliverer;
 use crate::runtime::engine::Engine;
 use crate::runtime::running::Running;
 use crate::runtime::{Runtime, ShutdownReport};
+use crate::schedules::Scheduler;
 use crate::store::{Store, TxConnection};
+use crate::webhooks::WebhookDeliverer;
 use crate::worker::{JobArgs, RawWorker, Registry, Typed, Worker};
 
 /// Most jobs per page of [`Client::list`].
@@ -74,8 +74,14 @@ impl ClientBuilder {
 
     /// Calls `cb` when an execution of `owner_kind` (`None`: any) reaches a
     /// final status through a change this process committed.
-    pub fn on_execution_status(mut self, owner_kind: Option<&str>, cb: ExecutionStatusCallback) -> Self {
-        self.hooks.execution.push((owner_kind.map(str::to_owned), cb));
+    pub fn on_execution_status(
+        mut self,
+        owner_kind: Option<&str>,
+        cb: ExecutionStatusCallback,
+    ) -> Self {
+        self.hooks
+            .execution
+            .push((owner_kind.map(str::to_owned), cb));
         self
     }
 
@@ -319,7 +325,10 @@ impl Client {
         conn.list_jobs(&self.inner.store, filter).await
     }
 
-    pub(crate) fn insert_params(&self, requests: Vec<JobRequest>) -> Result<Vec<rota_driver::JobInsertParams>> {
+    pub(crate) fn insert_params(
+        &self,
+        requests: Vec<JobRequest>,
+    ) -> Result<Vec<rota_driver::JobInsertParams>> {
         let now = self.engine().now();
         let many = requests.len() > 1;
         requests

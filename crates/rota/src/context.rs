@@ -235,7 +235,11 @@ impl JobContext {
             }
             // Webhook subscribers get a `progress` event (a no-op without
             // subscriptions; not every store supports it).
-            if let Err(e) = engine.driver.event_progress(self.job.id, engine.now()).await {
+            if let Err(e) = engine
+                .driver
+                .event_progress(self.job.id, engine.now())
+                .await
+            {
                 tracing::debug!(error = %e, "progress event not recorded");
             }
         }

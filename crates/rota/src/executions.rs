@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use rota_core::{Job, ValidationError};
 use rota_driver::{
-    ExecutionAddJobsParams, ExecutionInsertParams, ExecutionListParams, ExecutionMarkParams, ExecutionRow,
-    ExecutionStatus, ExecutionStopParams, InsertedJob, JobListParams, Trigger,
+    ExecutionAddJobsParams, ExecutionInsertParams, ExecutionListParams, ExecutionMarkParams,
+    ExecutionRow, ExecutionStatus, ExecutionStopParams, InsertedJob, JobListParams, Trigger,
 };
 
 use crate::client::{Client, JobPage, MAX_PAGE};
@@ -66,14 +66,21 @@ impl ExecutionRequest {
     }
 
     fn validate(&self) -> Result<()> {
-        for (field, v) in [("owner_kind", &self.owner_kind), ("owner_id", &self.owner_id)] {
+        for (field, v) in [
+            ("owner_kind", &self.owner_kind),
+            ("owner_id", &self.owner_id),
+        ] {
             if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
-                return Err(ValidationError::new(field, "must be 1..=128 printable characters").into());
+                return Err(
+                    ValidationError::new(field, "must be 1..=128 printable characters").into(),
+                );
             }
         }
         for (k, v) in &self.attributes {
             if k.is_empty() || k.len() > 128 || k.contains('\0') || v.contains('\0') {
-                return Err(ValidationError::new(format!("attributes.{k}"), "bad attribute").into());
+                return Err(
+                    ValidationError::new(format!("attributes.{k}"), "bad attribute").into(),
+                );
             }
         }
         Ok(())
@@ -82,7 +89,10 @@ impl ExecutionRequest {
 
 impl Client {
     /// Creates an execution with its jobs in one transaction.
-    pub async fn create_execution(&self, req: ExecutionRequest) -> Result<(ExecutionRow, Vec<InsertedJob>)> {
+    pub async fn create_execution(
+        &self,
+        req: ExecutionRequest,
+    ) -> Result<(ExecutionRow, Vec<InsertedJob>)> {
         req.validate()?;
         let jobs = self.insert_params(req.jobs)?;
         let (ex, jobs) = self
@@ -101,7 +111,11 @@ impl Client {
     }
 
     /// Adds jobs to an execution.
-    pub async fn add_execution_jobs(&self, id: i64, jobs: Vec<JobRequest>) -> Result<Vec<InsertedJob>> {
+    pub async fn add_execution_jobs(
+        &self,
+        id: i64,
+        jobs: Vec<JobRequest>,
+    ) -> Result<Vec<InsertedJob>> {
         let jobs = self.insert_params(jobs)?;
         Ok(self
             .driver()
@@ -115,22 +129,32 @@ impl Client {
 
     /// One execution with its job counts.
     pub async fn execution(&self, id: i64) -> Result<ExecutionRow> {
-        self.driver().execution_get(id).await?.ok_or(Error::Missing {
-            entity: "execution",
-            id: id.to_string(),
-        })
+        self.driver()
+            .execution_get(id)
+            .await?
+            .ok_or(Error::Missing {
+                entity: "execution",
+                id: id.to_string(),
+            })
     }
 
     /// Executions matching the filter, newest first.
     pub async fn executions(&self, filter: &ExecutionListParams) -> Result<Vec<ExecutionRow>> {
         if filter.limit == 0 || filter.limit > MAX_PAGE {
-            return Err(ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into());
+            return Err(
+                ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
+            );
         }
         Ok(self.driver().execution_list(filter).await?)
     }
 
     /// The jobs of an execution, newest first.
-    pub async fn execution_jobs(&self, id: i64, before_id: Option<i64>, limit: u32) -> Result<JobPage> {
+    pub async fn execution_jobs(
+        &self,
+        id: i64,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<JobPage> {
         self.execution(id).await?;
         self.list(JobListParams {
             execution_id: Some(id),
@@ -143,7 +167,12 @@ impl Client {
 
     /// Marks an execution that has no jobs as done (`Succeeded`) or
     /// `Error`, with a message.
-    pub async fn mark_execution(&self, id: i64, status: ExecutionStatus, message: Option<String>) -> Result<ExecutionRow> {
+    pub async fn mark_execution(
+        &self,
+        id: i64,
+        status: ExecutionStatus,
+        message: Option<String>,
+    ) -> Result<ExecutionRow> {
         if !matches!(status, ExecutionStatus::Succeeded | ExecutionStatus::Error) {
             return Err(ValidationError::new("status", "must be succeeded or error").into());
         }
@@ -179,7 +208,11 @@ impl Client {
     }
 
     /// Stops an execution and waits until it is finished.
-    pub async fn stop_execution_and_wait(&self, id: i64, timeout: Duration) -> Result<ExecutionRow> {
+    pub async fn stop_execution_and_wait(
+        &self,
+        id: i64,
+        timeout: Duration,
+    ) -> Result<ExecutionRow> {
         self.stop_execution(id).await?;
         self.wait_execution(id, timeout).await
     }
@@ -222,7 +255,9 @@ pub(crate) async fn report_finished(engine: &Engine, ids: &[i64]) {
         match engine.driver.execution_get(id).await {
             Ok(Some(ex)) if ex.status.is_finished() => engine.hooks.execution(&ex),
             Ok(_) => {}
-            Err(e) => tracing::warn!(execution.id = id, error = %e, "cannot read execution for its hooks"),
+            Err(e) => {
+                tracing::warn!(execution.id = id, error = %e, "cannot read execution for its hooks")
+            }
         }
     }
 }

@@ -62,7 +62,10 @@ pub(crate) struct Hooks {
 /// never loses the change it reports.
 fn guarded(what: &str, f: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-        tracing::error!(hook = what, "status callback panicked; the change itself is committed");
+        tracing::error!(
+            hook = what,
+            "status callback panicked; the change itself is committed"
+        );
     }
 }
 

@@ -56,34 +56,39 @@ pub mod maintenance;
 mod nodes;
 mod runtime;
 mod schedules;
-mod webhooks;
 mod store;
+mod webhooks;
 mod worker;
 
 pub use client::{Client, ClientBuilder, JobPage, MAX_PAGE, Services};
 pub use config::{Config, ExecutionRetention, Retention};
-pub use schedules::{JobTemplate, NODE_LABEL, ScheduleDefinition, ScheduleView, Scheduler};
-pub use webhooks::{WebhookDeliverer, WebhookRequest, sign as sign_webhook, verify as verify_webhook};
 pub use context::{CancelReason, DEFAULT_OUTPUT_CAP, JobContext};
 pub use enqueue::{EnqueueOpts, JobRequest};
 pub use error::{Error, Result};
 pub use executions::ExecutionRequest;
-pub use hooks::{AbnormalCallback, AbnormalReason, ExecutionStatusCallback, JobStatusCallback, JobStatusEvent};
+pub use hooks::{
+    AbnormalCallback, AbnormalReason, ExecutionStatusCallback, JobStatusCallback, JobStatusEvent,
+};
 pub use keys::NewApiKey;
 pub use runtime::ShutdownReport;
+pub use schedules::{JobTemplate, NODE_LABEL, ScheduleDefinition, ScheduleView, Scheduler};
 pub use store::{CONTROL_CONNECTIONS, Store, TxConnection};
+pub use webhooks::{
+    WebhookDeliverer, WebhookRequest, sign as sign_webhook, verify as verify_webhook,
+};
 pub use worker::{JobArgs, JobError, JobOutcome, JobResult, RawWorker, Worker};
 
 pub use rota_core::job::{MAX_NAME_LEN, MAX_PRIORITY};
 pub use rota_core::output::CUT_MARKER;
-pub use rota_core::{CatchUp, OnOverlap, OverlapPolicy, ScheduleRule, ScheduleSpec, 
-    AttemptError, BackoffPolicy, BackoffTracker, Clock, ErrorKind, Job, JobState, ManualClock,
-    QueueConfig, SystemClock, ValidationError, validate_queue_name,
+pub use rota_core::{
+    AttemptError, BackoffPolicy, BackoffTracker, CatchUp, Clock, ErrorKind, Job, JobState,
+    ManualClock, OnOverlap, OverlapPolicy, QueueConfig, ScheduleRule, ScheduleSpec, SystemClock,
+    ValidationError, validate_queue_name,
 };
 pub use rota_driver::{
-    ExecutionListParams, ExecutionRow, ExecutionStatus, FireRow, FireStatus, ScheduleRow, Trigger, WebhookRow, DeliveryRow, DeliveryStatus,
-    ApiKeyRow, ApiKeyScope, Driver, DriverError, InsertedJob, JobCount, JobListParams, NodeRow,
-    QueueRow, StoreInfo,
+    ApiKeyRow, ApiKeyScope, DeliveryRow, DeliveryStatus, Driver, DriverError, ExecutionListParams,
+    ExecutionRow, ExecutionStatus, FireRow, FireStatus, InsertedJob, JobCount, JobListParams,
+    NodeRow, QueueRow, ScheduleRow, StoreInfo, Trigger, WebhookRow,
 };
 
 /// Re-exported for implementing [`Worker`].

@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rota_core::{BackoffPolicy, BackoffTracker, OnOverlap, OverlapPolicy, ScheduleSpec, ValidationError, due_fires};
+use rota_core::{
+    BackoffPolicy, BackoffTracker, OnOverlap, OverlapPolicy, ScheduleSpec, ValidationError,
+    due_fires,
+};
 use rota_driver::{
-    FireListParams, FireRecord, FireRow, FireStatus, JobInsertParams, ScheduleFireParams, ScheduleInsertParams,
-    ScheduleRow, ScheduleUpdateParams,
+    FireListParams, FireRecord, FireRow, FireStatus, JobInsertParams, ScheduleFireParams,
+    ScheduleInsertParams, ScheduleRow, ScheduleUpdateParams,
 };
 use serde::{Deserialize, Serialize};
 
@@ -84,11 +87,12 @@ impl ScheduleDefinition {
         if self.job.kind.is_empty() {
             return Err(ValidationError::new("job.kind", "must not be empty"));
         }
-        self.template_request(Timestamp::UNIX_EPOCH).into_params(Timestamp::UNIX_EPOCH, 1).map_err(|e| {
-            ValidationError::new(format!("job.{}", e.field), e.message)
-        })?;
+        self.template_request(Timestamp::UNIX_EPOCH)
+            .into_params(Timestamp::UNIX_EPOCH, 1)
+            .map_err(|e| ValidationError::new(format!("job.{}", e.field), e.message))?;
         if let Some(b) = &self.backoff {
-            b.validate().map_err(|e| ValidationError::new(format!("backoff.{}", e.field), e.message))?;
+            b.validate()
+                .map_err(|e| ValidationError::new(format!("backoff.{}", e.field), e.message))?;
         }
         Ok(())
     }
@@ -152,17 +156,22 @@ impl Client {
 
     /// One schedule, decoded, with its average run time.
     pub async fn schedule(&self, id: i64) -> Result<ScheduleView> {
-        let row = self.driver().schedule_get(id).await?.ok_or(Error::Missing {
-            entity: "schedule",
-            id: id.to_string(),
-        })?;
+        let row = self
+            .driver()
+            .schedule_get(id)
+            .await?
+            .ok_or(Error::Missing {
+                entity: "schedule",
+                id: id.to_string(),
+            })?;
         let definition: ScheduleDefinition = serde_json::from_value(row.spec.clone())?;
         let history = self.schedule_history(id, None, 100).await?;
         let runs: Vec<f64> = history
             .iter()
             .filter_map(|f| Some(f.finished_at?.duration_since(f.started_at?).as_secs_f64()))
             .collect();
-        let average_run_seconds = (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64);
+        let average_run_seconds =
+            (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64);
         Ok(ScheduleView {
             row,
             definition,
@@ -233,23 +242,28 @@ impl Client {
     pub async fn trigger_schedule(&self, id: i64) -> Result<FireRow> {
         let engine = self.inner_engine();
         for _ in 0..5 {
-            let row = self.driver().schedule_get(id).await?.ok_or(Error::Missing {
-                entity: "schedule",
-                id: id.to_string(),
-            })?;
+            let row = self
+                .driver()
+                .schedule_get(id)
+                .await?
+                .ok_or(Error::Missing {
+                    entity: "schedule",
+                    id: id.to_string(),
+                })?;
             let def: ScheduleDefinition = serde_json::from_value(row.spec.clone())?;
             let now = now(engine).await?;
             let mut unfinished = self.driver().schedule_unfinished(id).await?;
-            let record = match fire_record(engine, &def, now, &mut unfinished, "manual trigger").await? {
-                Decision::Record(r) => r,
-                Decision::Queue => FireRecord {
-                    fire_at: now,
-                    status: FireStatus::Skipped,
-                    reason: Some("manual trigger: previous run unfinished".into()),
-                    jobs: Vec::new(),
-                    execution_owner: None,
-                },
-            };
+            let record =
+                match fire_record(engine, &def, now, &mut unfinished, "manual trigger").await? {
+                    Decision::Record(r) => r,
+                    Decision::Queue => FireRecord {
+                        fire_at: now,
+                        status: FireStatus::Skipped,
+                        reason: Some("manual trigger: previous run unfinished".into()),
+                        jobs: Vec::new(),
+                        execution_owner: None,
+                    },
+                };
             let out = self
                 .driver()
                 .schedule_fire(ScheduleFireParams {
@@ -269,11 +283,18 @@ impl Client {
                 }
             }
         }
-        Err(Error::Conflict("the schedule kept changing; trigger again".into()))
+        Err(Error::Conflict(
+            "the schedule kept changing; trigger again".into(),
+        ))
     }
 
     /// Fire history, newest first, with each fire's outcome.
-    pub async fn schedule_history(&self, id: i64, before: Option<Timestamp>, limit: u32) -> Result<Vec<FireRow>> {
+    pub async fn schedule_history(
+        &self,
+        id: i64,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<Vec<FireRow>> {
         Ok(self
             .driver()
             .schedule_fires(&FireListParams {
@@ -296,7 +317,10 @@ async fn now(engine: &Engine) -> Result<Timestamp> {
     let db = engine.driver.db_now().await?;
     let skew = local.duration_since(db).abs();
     if skew > jiff::SignedDuration::from_secs(2) {
-        tracing::warn!(?skew, "local clock differs from the database clock; schedules use the database's");
+        tracing::warn!(
+            ?skew,
+            "local clock differs from the database clock; schedules use the database's"
+        );
     }
     Ok(db)
 }
@@ -342,14 +366,22 @@ async fn fire_record(
             for node in nodes.iter().filter(|n| {
                 n.heartbeat_at >= alive_after
                     && n.draining_at.is_none()
-                    && def.job.labels.iter().all(|(k, v)| n.labels.get(k) == Some(v))
+                    && def
+                        .job
+                        .labels
+                        .iter()
+                        .all(|(k, v)| n.labels.get(k) == Some(v))
             }) {
                 let mut req = base.clone();
-                req.opts.labels.insert(NODE_LABEL.to_owned(), node.id.clone());
+                req.opts
+                    .labels
+                    .insert(NODE_LABEL.to_owned(), node.id.clone());
                 jobs.push(req.into_params(engine.now(), engine.config.default_max_attempts)?);
             }
             if jobs.is_empty() {
-                return Ok(skipped("no live node matches the schedule's labels (common)".into()));
+                return Ok(skipped(
+                    "no live node matches the schedule's labels (common)".into(),
+                ));
             }
         }
     }
@@ -379,9 +411,12 @@ impl Scheduler {
                 return Ok(0);
             }
         };
-        let Some(next) = row.next_fire_at else { return Ok(0) };
+        let Some(next) = row.next_fire_at else {
+            return Ok(0);
+        };
         let compiled = def.spec.rule.compile()?;
-        let mut state: ScheduleState = serde_json::from_value(row.state.clone()).unwrap_or_default();
+        let mut state: ScheduleState =
+            serde_json::from_value(row.state.clone()).unwrap_or_default();
         if let Some(policy) = &def.backoff {
             let recent = engine
                 .driver
@@ -425,7 +460,10 @@ impl Scheduler {
                 records.push(FireRecord {
                     fire_at,
                     status: FireStatus::Skipped,
-                    reason: Some(format!("backing off after {} failed runs", state.tracker.failures)),
+                    reason: Some(format!(
+                        "backing off after {} failed runs",
+                        state.tracker.failures
+                    )),
                     jobs: Vec::new(),
                     execution_owner: None,
                 });
@@ -440,7 +478,10 @@ impl Scheduler {
                 }
             }
         }
-        let fired = records.iter().filter(|r| r.status == FireStatus::Fired).count() as u64;
+        let fired = records
+            .iter()
+            .filter(|r| r.status == FireStatus::Fired)
+            .count() as u64;
         if records.is_empty() && next_fire == row.next_fire_at {
             return Ok(0);
         }

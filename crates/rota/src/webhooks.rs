@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use rota_core::{BackoffPolicy, ValidationError, clock};
 use rota_driver::{
-    DeliveryAttemptParams, DeliveryCreateParams, DeliveryListParams, DeliveryRow, DeliveryStatus, EventRow,
-    WebhookInsertParams, WebhookRow,
+    DeliveryAttemptParams, DeliveryCreateParams, DeliveryListParams, DeliveryRow, DeliveryStatus,
+    EventRow, WebhookInsertParams, WebhookRow,
 };
 use sha2::Sha256;
 
@@ -71,11 +71,15 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now_unix: i64, tolerance:
             _ => {}
         }
     }
-    let (Some(t), Some(v1)) = (t, v1) else { return false };
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
     if (now_unix - t).unsigned_abs() > tolerance.as_secs() {
         return false;
     }
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -85,7 +89,10 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now_unix: i64, tolerance:
 fn pattern_matches(patterns: &[String], ev: &str) -> bool {
     patterns.is_empty()
         || patterns.iter().any(|p| {
-            p == ev || p == "*" || p.strip_suffix(".*").is_some_and(|prefix| ev.split('.').next() == Some(prefix))
+            p == ev
+                || p == "*"
+                || p.strip_suffix(".*")
+                    .is_some_and(|prefix| ev.split('.').next() == Some(prefix))
         })
 }
 
@@ -119,7 +126,8 @@ pub(crate) fn body(e: &EventRow) -> serde_json::Value {
 impl Client {
     /// Subscribes a URL to status events.
     pub async fn create_webhook(&self, req: WebhookRequest) -> Result<WebhookRow> {
-        let url = reqwest::Url::parse(&req.url).map_err(|e| ValidationError::new("url", e.to_string()))?;
+        let url = reqwest::Url::parse(&req.url)
+            .map_err(|e| ValidationError::new("url", e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ValidationError::new("url", "must be http or https").into());
         }
@@ -130,7 +138,11 @@ impl Client {
             let ok = e == "*"
                 || matches!(e.split_once('.'), Some(("job" | "execution", rest)) if !rest.is_empty());
             if !ok {
-                return Err(ValidationError::new("events", format!("{e:?} is not job.<state>, job.*, execution.<status> or execution.*")).into());
+                return Err(ValidationError::new(
+                    "events",
+                    format!("{e:?} is not job.<state>, job.*, execution.<status> or execution.*"),
+                )
+                .into());
             }
         }
         Ok(self
@@ -157,7 +169,12 @@ impl Client {
     }
 
     /// Deliveries of a subscription, newest first, with their attempts.
-    pub async fn webhook_deliveries(&self, id: i64, before_id: Option<i64>, limit: u32) -> Result<Vec<DeliveryRow>> {
+    pub async fn webhook_deliveries(
+        &self,
+        id: i64,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>> {
         Ok(self
             .driver()
             .delivery_list(&DeliveryListParams {
@@ -187,11 +204,18 @@ impl WebhookDeliverer {
 
     async fn expand(&self) -> Result<u64> {
         let events = self.engine.driver.event_list(1000).await?;
-        let Some(last) = events.last().map(|e| e.id) else { return Ok(0) };
+        let Some(last) = events.last().map(|e| e.id) else {
+            return Ok(0);
+        };
         let hooks = self.engine.driver.webhook_list().await?;
         let deliveries = events
             .iter()
-            .flat_map(|e| hooks.iter().filter(|w| wants(w, e)).map(move |w| (w.id, e.id, body(e))))
+            .flat_map(|e| {
+                hooks
+                    .iter()
+                    .filter(|w| wants(w, e))
+                    .map(move |w| (w.id, e.id, body(e)))
+            })
             .collect();
         Ok(self
             .engine
@@ -223,8 +247,14 @@ impl WebhookDeliverer {
                 .send()
                 .await;
             let (ok, code, error) = match sent {
-                Ok(r) if r.status().is_success() => (true, Some(i32::from(r.status().as_u16())), None),
-                Ok(r) => (false, Some(i32::from(r.status().as_u16())), Some(format!("HTTP {}", r.status()))),
+                Ok(r) if r.status().is_success() => {
+                    (true, Some(i32::from(r.status().as_u16())), None)
+                }
+                Ok(r) => (
+                    false,
+                    Some(i32::from(r.status().as_u16())),
+                    Some(format!("HTTP {}", r.status())),
+                ),
                 Err(e) => (false, None, Some(e.to_string())),
             };
             let policy: &BackoffPolicy = &self.engine.config.webhook_backoff;
@@ -235,7 +265,13 @@ impl WebhookDeliverer {
             } else if attempt >= policy.max_attempts {
                 (DeliveryStatus::Dead, None)
             } else {
-                (DeliveryStatus::Pending, Some(clock::add(now, policy.delay(attempt, rand::random::<f64>()))))
+                (
+                    DeliveryStatus::Pending,
+                    Some(clock::add(
+                        now,
+                        policy.delay(attempt, rand::random::<f64>()),
+                    )),
+                )
             };
             self.engine
                 .driver
@@ -280,10 +316,34 @@ mod tests {
     #[test]
     fn signatures_verify_and_expire() {
         let h = sign("s3cret-s3cret-s3", 1_000, b"{}");
-        assert!(verify("s3cret-s3cret-s3", &h, b"{}", 1_010, Duration::from_secs(300)));
-        assert!(!verify("other-secret-xxxx", &h, b"{}", 1_010, Duration::from_secs(300)));
-        assert!(!verify("s3cret-s3cret-s3", &h, b"{ }", 1_010, Duration::from_secs(300)));
-        assert!(!verify("s3cret-s3cret-s3", &h, b"{}", 5_000, Duration::from_secs(300)));
+        assert!(verify(
+            "s3cret-s3cret-s3",
+            &h,
+            b"{}",
+            1_010,
+            Duration::from_secs(300)
+        ));
+        assert!(!verify(
+            "other-secret-xxxx",
+            &h,
+            b"{}",
+            1_010,
+            Duration::from_secs(300)
+        ));
+        assert!(!verify(
+            "s3cret-s3cret-s3",
+            &h,
+            b"{ }",
+            1_010,
+            Duration::from_secs(300)
+        ));
+        assert!(!verify(
+            "s3cret-s3cret-s3",
+            &h,
+            b"{}",
+            5_000,
+            Duration::from_secs(300)
+        ));
     }
 
     #[test]

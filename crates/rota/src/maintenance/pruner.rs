@@ -61,8 +61,11 @@ impl Service for Pruner {
             .await?;
         // Executions: keep the newest N finished per owner, per owner kind.
         let er = &self.engine.config.execution_retention;
-        let mut rules: Vec<(Option<String>, u64)> =
-            er.per_owner_kind.iter().map(|(k, n)| (Some(k.clone()), *n)).collect();
+        let mut rules: Vec<(Option<String>, u64)> = er
+            .per_owner_kind
+            .iter()
+            .map(|(k, n)| (Some(k.clone()), *n))
+            .collect();
         if let Some(n) = er.keep_last {
             rules.push((None, n));
         }

@@ -42,7 +42,9 @@ impl Service for Repairer {
                 actual = ?f.actual_counts,
                 "repaired execution whose status did not match its jobs"
             );
-            if f.now.is_finished() && let Ok(Some(ex)) = self.engine.driver.execution_get(f.id).await {
+            if f.now.is_finished()
+                && let Ok(Some(ex)) = self.engine.driver.execution_get(f.id).await
+            {
                 self.engine.hooks.execution(&ex);
             }
         }

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use jiff::Timestamp;
 use rota_core::{AttemptError, ErrorKind, Job, JobEvent, JobState, clock};
 use rota_driver::JobFinishParams;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio::task::JoinError;
 use tracing::Instrument;
 
 use crate::context::{CancelReason, JobContext, RunState};
@@ -110,7 +111,11 @@ async fn run_handler(
         .or(engine.config.default_timeout);
     let ctx = JobContext::new(job.clone(), lease_token, run.clone(), engine.clone());
     let args = job.args.clone();
-    let mut task = tokio::spawn(async move { worker.work_raw(&ctx, args).await }.in_current_span());
+    // The handler runs inside this task (no extra spawn per job); a panic is
+    // caught here, and dropping the future is how an ignored stop request
+    // is enforced.
+    let handler = AssertUnwindSafe(async move { worker.work_raw(&ctx, args).await }).catch_unwind();
+    tokio::pin!(handler);
     let deadline = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -118,33 +123,26 @@ async fn run_handler(
         }
     };
     tokio::select! {
-        r = &mut task => return joined(r),
+        r = &mut handler => return caught(r),
         _ = deadline => run.cancel(CancelReason::Timeout),
         _ = run.token.cancelled() => {}
     }
     // Told to stop: give the handler the grace period to return.
-    match tokio::time::timeout(engine.config.cancel_grace, &mut task).await {
-        Ok(r) => joined(r),
-        Err(_) => {
-            task.abort();
-            Ended::Abandoned
-        }
+    match tokio::time::timeout(engine.config.cancel_grace, &mut handler).await {
+        Ok(r) => caught(r),
+        Err(_) => Ended::Abandoned,
     }
 }
 
-fn joined(r: Result<JobResult, JoinError>) -> Ended {
+fn caught(r: Result<JobResult, Box<dyn std::any::Any + Send>>) -> Ended {
     match r {
         Ok(res) => Ended::Returned(res),
-        Err(e) if e.is_panic() => {
-            let p = e.into_panic();
-            let msg = p
-                .downcast_ref::<&str>()
+        Err(p) => Ended::Panicked(
+            p.downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_owned());
-            Ended::Panicked(msg)
-        }
-        Err(_) => Ended::Abandoned,
+                .unwrap_or_else(|| "non-string panic payload".to_owned()),
+        ),
     }
 }
 

@@ -26,7 +26,10 @@ pub(crate) async fn run(
     // The node's labels plus its own id, so `common` schedules can address
     // a job to exactly this node.
     let mut node_labels = engine.config.node_labels.clone();
-    node_labels.insert(crate::schedules::NODE_LABEL.to_owned(), engine.config.node_id.clone());
+    node_labels.insert(
+        crate::schedules::NODE_LABEL.to_owned(),
+        engine.config.node_id.clone(),
+    );
     let mut wake = engine.driver.subscribe();
     let mut error_delay = Duration::from_millis(100);
     loop {

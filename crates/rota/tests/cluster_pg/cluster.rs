@@ -535,7 +535,15 @@ async fn heartbeating_job_is_never_rescued_dead_one_is_rescued_in_time() {
 async fn two_processes_fire_every_second_once_and_alone_never_overlaps() {
     let _serial = SERIAL.lock().await;
     let Some(db) = Db::new() else { return };
-    let admin = db.builder().await.config(Config { maintenance: false, ..fast_config() }).build().unwrap();
+    let admin = db
+        .builder()
+        .await
+        .config(Config {
+            maintenance: false,
+            ..fast_config()
+        })
+        .build()
+        .unwrap();
     let pool = PgPool::connect(db.server()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE \"{}\".runs (job_id bigint, slow boolean, started_us bigint, ended_us bigint)",
@@ -556,24 +564,45 @@ async fn two_processes_fire_every_second_once_and_alone_never_overlaps() {
     };
     let every = admin
         .create_schedule(rota::ScheduleDefinition {
-            spec: rota::ScheduleSpec::new("every-second", rota::ScheduleRule::parse("*/1 * * * * *", None).unwrap()),
+            spec: rota::ScheduleSpec::new(
+                "every-second",
+                rota::ScheduleRule::parse("*/1 * * * * *", None).unwrap(),
+            ),
             job: template(false),
             execution: None,
             backoff: None,
         })
         .await
         .unwrap();
-    let mut alone_spec = rota::ScheduleSpec::new("alone", rota::ScheduleRule::parse("*/1 * * * * *", None).unwrap());
+    let mut alone_spec = rota::ScheduleSpec::new(
+        "alone",
+        rota::ScheduleRule::parse("*/1 * * * * *", None).unwrap(),
+    );
     alone_spec.overlap = rota::OverlapPolicy::Alone;
     let alone = admin
-        .create_schedule(rota::ScheduleDefinition { spec: alone_spec, job: template(true), execution: None, backoff: None })
+        .create_schedule(rota::ScheduleDefinition {
+            spec: alone_spec,
+            job: template(true),
+            execution: None,
+            backoff: None,
+        })
         .await
         .unwrap();
-    let mut children: Vec<Child> = (0..2).map(|i| spawn_child(&db, &format!("sched-{i}"), "scheduler")).collect();
+    let mut children: Vec<Child> = (0..2)
+        .map(|i| spawn_child(&db, &format!("sched-{i}"), "scheduler"))
+        .collect();
     // Half way, kill the leader (a leader change) and start a replacement.
     tokio::time::sleep(Duration::from_secs(15)).await;
-    if let Some(leader) = admin.driver().leader_get(jiff::Timestamp::now()).await.unwrap() {
-        if let Some(i) = ["sched-0", "sched-1"].iter().position(|n| *n == leader.node_id) {
+    if let Some(leader) = admin
+        .driver()
+        .leader_get(jiff::Timestamp::now())
+        .await
+        .unwrap()
+    {
+        if let Some(i) = ["sched-0", "sched-1"]
+            .iter()
+            .position(|n| *n == leader.node_id)
+        {
             children[i].kill().unwrap();
             children[i].wait().unwrap();
             children[i] = spawn_child(&db, &format!("sched-{i}-b"), "scheduler");
@@ -589,10 +618,20 @@ async fn two_processes_fire_every_second_once_and_alone_never_overlaps() {
     times.sort();
     let n = times.len();
     times.dedup();
-    assert_eq!(times.len(), n, "a (schedule, fire time) pair recorded twice");
+    assert_eq!(
+        times.len(),
+        n,
+        "a (schedule, fire time) pair recorded twice"
+    );
     assert!(n >= 25, "only {n} fires in 30 s");
     for w in times.windows(2) {
-        assert_eq!(w[1].duration_since(w[0]).as_secs(), 1, "missing fire between {} and {}", w[0], w[1]);
+        assert_eq!(
+            w[1].duration_since(w[0]).as_secs(),
+            1,
+            "missing fire between {} and {}",
+            w[0],
+            w[1]
+        );
     }
     let runs: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT started_us, ended_us FROM \"{}\".runs WHERE slow ORDER BY started_us",
@@ -603,10 +642,26 @@ async fn two_processes_fire_every_second_once_and_alone_never_overlaps() {
     .unwrap();
     assert!(runs.len() >= 5, "alone ran {} times", runs.len());
     for w in runs.windows(2) {
-        assert!(w[1].0 >= w[0].1, "alone runs overlap: {:?} and {:?}", w[0], w[1]);
+        assert!(
+            w[1].0 >= w[0].1,
+            "alone runs overlap: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
     }
     let alone_fires = admin.schedule_history(alone.id, None, 1000).await.unwrap();
-    assert!(alone_fires.iter().any(|f| f.status == rota::FireStatus::Skipped), "overlapping fires were skipped");
-    eprintln!("schedules: {n} fires of every-second; alone ran {} times, {} fires skipped", runs.len(),
-        alone_fires.iter().filter(|f| f.status == rota::FireStatus::Skipped).count());
+    assert!(
+        alone_fires
+            .iter()
+            .any(|f| f.status == rota::FireStatus::Skipped),
+        "overlapping fires were skipped"
+    );
+    eprintln!(
+        "schedules: {n} fires of every-second; alone ran {} times, {} fires skipped",
+        runs.len(),
+        alone_fires
+            .iter()
+            .filter(|f| f.status == rota::FireStatus::Skipped)
+            .count()
+    );
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota::maintenance::Service;
 use rota::{
-    Config, JobArgs, JobContext, JobOutcome, JobResult, JobTemplate, ManualClock, OnOverlap, OverlapPolicy,
-    ScheduleDefinition, ScheduleRule, ScheduleSpec, Worker,
+    Config, JobArgs, JobContext, JobOutcome, JobResult, JobTemplate, ManualClock, OnOverlap,
+    OverlapPolicy, ScheduleDefinition, ScheduleRule, ScheduleSpec, Worker,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,12 +55,18 @@ async fn racing_schedulers_fire_each_second_exactly_once() {
     let client = db
         .builder()
         .await
-        .config(Config { maintenance: false, ..fast_config().queue("default", 4) })
+        .config(Config {
+            maintenance: false,
+            ..fast_config().queue("default", 4)
+        })
         .worker(Ticker)
         .build()
         .unwrap();
     client.start().await.unwrap();
-    let s = client.create_schedule(definition("every-second", "*/1 * * * * *", None)).await.unwrap();
+    let s = client
+        .create_schedule(definition("every-second", "*/1 * * * * *", None))
+        .await
+        .unwrap();
     // Three schedulers racing (as on three nodes).
     let mut tasks = Vec::new();
     for _ in 0..3 {
@@ -82,11 +88,19 @@ async fn racing_schedulers_fire_each_second_exactly_once() {
     assert_eq!(unique.len(), times.len(), "a fire time recorded twice");
     assert!(times.len() >= 4, "{times:?}");
     for w in times.windows(2) {
-        assert_eq!(w[1].duration_since(w[0]).as_secs(), 1, "a second is missing: {times:?}");
+        assert_eq!(
+            w[1].duration_since(w[0]).as_secs(),
+            1,
+            "a second is missing: {times:?}"
+        );
     }
     // One job per fire.
     let jobs = client
-        .list(rota::JobListParams { schedule_id: Some(s.id), limit: 1000, ..Default::default() })
+        .list(rota::JobListParams {
+            schedule_id: Some(s.id),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(jobs.jobs.len(), times.len());
@@ -112,32 +126,58 @@ async fn dst_transitions_follow_the_documented_rule() {
     let scheduler = client.services().scheduler.clone();
 
     // Spring forward: 02:30 does not exist on 2026-03-29; it fires once at 03:00 CEST.
-    let spring = client.create_schedule(definition("spring", "30 2 * * *", Some("Europe/Berlin"))).await.unwrap();
+    let spring = client
+        .create_schedule(definition("spring", "30 2 * * *", Some("Europe/Berlin")))
+        .await
+        .unwrap();
     assert_eq!(spring.next_fire_at, Some(at("2026-03-29T01:00:00Z")));
     clock.set(at("2026-03-29T01:00:05Z"));
     scheduler.run_once().await.unwrap();
     let fires = client.schedule_history(spring.id, None, 10).await.unwrap();
-    assert_eq!(fires.iter().map(|f| f.fire_at).collect::<Vec<_>>(), vec![at("2026-03-29T01:00:00Z")]);
-    assert_eq!(client.schedule(spring.id).await.unwrap().row.next_fire_at, Some(at("2026-03-30T00:30:00Z")));
+    assert_eq!(
+        fires.iter().map(|f| f.fire_at).collect::<Vec<_>>(),
+        vec![at("2026-03-29T01:00:00Z")]
+    );
+    assert_eq!(
+        client.schedule(spring.id).await.unwrap().row.next_fire_at,
+        Some(at("2026-03-30T00:30:00Z"))
+    );
     client.pause_schedule(spring.id).await.unwrap();
 
     // Fall back: 02:30 happens twice on 2026-10-25; it fires once, at the first.
     clock.set(at("2026-10-24T12:00:00Z"));
-    let fall = client.create_schedule(definition("fall", "30 2 * * *", Some("Europe/Berlin"))).await.unwrap();
+    let fall = client
+        .create_schedule(definition("fall", "30 2 * * *", Some("Europe/Berlin")))
+        .await
+        .unwrap();
     assert_eq!(fall.next_fire_at, Some(at("2026-10-25T00:30:00Z")));
     clock.set(at("2026-10-25T00:30:05Z"));
     scheduler.run_once().await.unwrap();
     clock.set(at("2026-10-25T01:30:05Z")); // the second 02:30 (CET)
     scheduler.run_once().await.unwrap();
     let fires = client.schedule_history(fall.id, None, 10).await.unwrap();
-    assert_eq!(fires.iter().map(|f| f.fire_at).collect::<Vec<_>>(), vec![at("2026-10-25T00:30:00Z")]);
-    assert_eq!(client.schedule(fall.id).await.unwrap().row.next_fire_at, Some(at("2026-10-26T01:30:00Z")));
+    assert_eq!(
+        fires.iter().map(|f| f.fire_at).collect::<Vec<_>>(),
+        vec![at("2026-10-25T00:30:00Z")]
+    );
+    assert_eq!(
+        client.schedule(fall.id).await.unwrap().row.next_fire_at,
+        Some(at("2026-10-26T01:30:00Z"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alone_skips_while_a_run_is_unfinished_and_bad_rules_are_refused() {
     let Some(db) = Db::new() else { return };
-    let client = db.builder().await.config(Config { maintenance: false, ..fast_config() }).build().unwrap();
+    let client = db
+        .builder()
+        .await
+        .config(Config {
+            maintenance: false,
+            ..fast_config()
+        })
+        .build()
+        .unwrap();
     let mut def = definition("lonely", "*/1 * * * * *", None);
     def.spec.overlap = OverlapPolicy::Alone;
     def.spec.on_overlap = OnOverlap::Skip;
@@ -149,11 +189,22 @@ async fn alone_skips_while_a_run_is_unfinished_and_bad_rules_are_refused() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let fires = client.schedule_history(s.id, None, 100).await.unwrap();
-    let fired = fires.iter().filter(|f| f.status == rota::FireStatus::Fired).count();
-    let skipped = fires.iter().filter(|f| f.status == rota::FireStatus::Skipped).count();
+    let fired = fires
+        .iter()
+        .filter(|f| f.status == rota::FireStatus::Fired)
+        .count();
+    let skipped = fires
+        .iter()
+        .filter(|f| f.status == rota::FireStatus::Skipped)
+        .count();
     assert_eq!(fired, 1, "{fires:?}");
     assert!(skipped >= 2, "{fires:?}");
-    assert!(fires.iter().filter(|f| f.status == rota::FireStatus::Skipped).all(|f| f.reason.is_some()));
+    assert!(
+        fires
+            .iter()
+            .filter(|f| f.status == rota::FireStatus::Skipped)
+            .all(|f| f.reason.is_some())
+    );
 
     // Bad definitions: a typed error naming the field, nothing stored.
     for (cron, tz, field) in [
