@@ -3,7 +3,8 @@
 //! When [`ServerOptions::require_auth`](crate::ServerOptions::require_auth)
 //! is set, every route except `/healthz` and `/readyz` needs
 //! `Authorization: Bearer rota_<id>_<secret>`; `GET`/`HEAD` need `read`,
-//! other methods `write`, key management and node drain `admin`.
+//! other methods `write`; key management, webhooks (they carry signing
+//! secrets) and node drain need `admin`.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -22,7 +23,10 @@ pub fn required_scope(method: &Method, path: &str) -> Option<ApiKeyScope> {
     if path == "/healthz" || path == "/readyz" {
         return None;
     }
-    if path == "/v1/keys" || path.starts_with("/v1/keys/") {
+    let admin_only = ["/v1/keys", "/v1/webhooks"]
+        .iter()
+        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
+    if admin_only {
         return Some(ApiKeyScope::Admin);
     }
     if method == Method::GET || method == Method::HEAD {
@@ -105,6 +109,16 @@ mod tests {
             (Method::GET, "/v1/keys", Some(Admin)),
             (Method::DELETE, "/v1/keys/abc", Some(Admin)),
             (Method::GET, "/metrics", Some(Read)),
+            (Method::GET, "/v1/executions", Some(Read)),
+            (Method::POST, "/v1/executions/1/stop", Some(Write)),
+            (Method::GET, "/v1/schedules/1/runs", Some(Read)),
+            (Method::PATCH, "/v1/schedules/1", Some(Write)),
+            (Method::POST, "/v1/schedules/1/trigger", Some(Write)),
+            (Method::GET, "/v1/webhooks", Some(Admin)),
+            (Method::GET, "/v1/webhooks/1/deliveries", Some(Admin)),
+            (Method::POST, "/v1/webhooks", Some(Admin)),
+            (Method::DELETE, "/v1/webhooks/1", Some(Admin)),
+            (Method::GET, "/v1/webhooksx", Some(Read)),
         ];
         for (m, p, s) in cases {
             assert_eq!(required_scope(&m, p), s, "{m} {p}");

@@ -61,6 +61,12 @@ make_error_codes! {
     NodeNotFound => (NOT_FOUND, "node_not_found", "Node not found");
     /// No API key with that id.
     ApiKeyNotFound => (NOT_FOUND, "api_key_not_found", "API key not found");
+    /// No execution with that id.
+    ExecutionNotFound => (NOT_FOUND, "execution_not_found", "Execution not found");
+    /// No schedule with that id.
+    ScheduleNotFound => (NOT_FOUND, "schedule_not_found", "Schedule not found");
+    /// No webhook subscription with that id.
+    WebhookNotFound => (NOT_FOUND, "webhook_not_found", "Webhook not found");
     /// No such route (or the feature behind it is disabled).
     RouteNotFound => (NOT_FOUND, "route_not_found", "Not found");
     /// The route exists but not for this method.
@@ -69,7 +75,9 @@ make_error_codes! {
     RequestTimeout => (REQUEST_TIMEOUT, "request_timeout", "Request timeout");
     /// The job's state does not allow the action.
     InvalidState => (CONFLICT, "invalid_state", "Invalid state for this action");
-    /// A uniqueness rule was broken.
+    /// A uniqueness rule was broken, or the resource's state does not
+    /// allow the change (a duplicate schedule name; marking an execution
+    /// that has jobs).
     Conflict => (CONFLICT, "conflict", "Conflict");
     /// The body is larger than the configured limit.
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large");
@@ -277,11 +285,19 @@ impl From<Error> for ApiError {
                     "job" => Code::JobNotFound,
                     "node" => Code::NodeNotFound,
                     "api_key" => Code::ApiKeyNotFound,
+                    "execution" => Code::ExecutionNotFound,
+                    "schedule" => Code::ScheduleNotFound,
+                    "webhook" => Code::WebhookNotFound,
                     _ => Code::RouteNotFound,
+                };
+                let shown = if id.parse::<i64>().is_ok() {
+                    id
+                } else {
+                    format!("{id:?}")
                 };
                 ApiError::new(
                     code,
-                    format!("{} {id:?} not found", entity.replace('_', " ")),
+                    format!("{} {shown} not found", entity.replace('_', " ")),
                 )
                 .field("id")
             }

@@ -131,6 +131,84 @@ impl<S: Send + Sync> FromRequestParts<S> for JobId {
     }
 }
 
+/// A numeric id from the path (`{id}` of an execution, schedule or
+/// webhook); anything else is 422 naming `id`.
+#[derive(Debug, Clone, Copy)]
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let path = parts.uri.path();
+        let noun = if path.starts_with("/v1/executions/") {
+            "an execution id"
+        } else if path.starts_with("/v1/schedules/") {
+            "a schedule id"
+        } else if path.starts_with("/v1/webhooks/") {
+            "a webhook id"
+        } else {
+            "an id"
+        };
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                ApiError::invalid(Code::InvalidParameter, "id", "invalid path parameter")
+            })?;
+        raw.parse::<i64>().map(Id).map_err(|_| {
+            ApiError::invalid(
+                Code::InvalidParameter,
+                "id",
+                format!("{noun} is an integer"),
+            )
+        })
+    }
+}
+
+/// Checks a free-text message (status messages): at most `max` bytes, no
+/// NUL characters (newlines are fine).
+pub fn check_message(field: &str, s: &str, max: usize) -> Result<(), ApiError> {
+    if s.len() > max {
+        return Err(ApiError::invalid(
+            Code::InvalidValue,
+            field,
+            format!("must be at most {max} bytes"),
+        ));
+    }
+    if s.contains('\0') {
+        return Err(ApiError::invalid(
+            Code::InvalidValue,
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a page size (`limit`): 1..=`max`.
+pub fn parse_limit(v: &str, max: u32) -> Result<u32, ApiError> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                Code::InvalidParameter,
+                "limit",
+                format!("must be an integer between 1 and {max}"),
+            )
+        })
+}
+
+/// An unknown query parameter, naming it and the accepted ones.
+pub fn unknown_parameter(name: &str, expected: &str) -> ApiError {
+    let field: String = name.chars().take(64).collect();
+    ApiError::invalid(
+        Code::InvalidParameter,
+        field.clone(),
+        format!("unknown query parameter {field:?}; expected {expected}"),
+    )
+}
+
 /// A name from the path (`{name}` or `{id}` of a queue, node or key):
 /// 1..=128 bytes without control characters.
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! # rota-server
 //!
-//! Rota's HTTP API as an [`axum::Router`]: jobs, queues, nodes, API keys,
-//! health, Prometheus metrics, a generated OpenAPI document and a minimal
-//! HTML page. `rota server` mounts [`router`] and serves it.
+//! Rota's HTTP API as an [`axum::Router`]: jobs, executions, schedules,
+//! webhooks, queues, nodes, API keys, health, Prometheus metrics, a
+//! generated OpenAPI document and a minimal HTML page. `rota server` mounts [`router`] and serves it.
 //!
 //! - Every error is an RFC 9457 `application/problem+json` body with a
 //!   stable `code` (see [`error::Code`]) and, where one is at fault, the
@@ -63,8 +63,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Renders Prometheus text for `GET /metrics`.
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
-/// Checks a kind's args; the error's `field` is relative to the job body
-/// (e.g. `args.command`) and is answered 422.
+/// Checks a kind's args (of jobs and of schedule job templates); the
+/// error's `field` is relative to the job body (e.g. `args.command`, answered
+/// as `job.args.command` for a schedule) and is answered 422.
 pub type ArgsValidator =
     Arc<dyn Fn(&str, &serde_json::Value) -> Result<(), rota::ValidationError> + Send + Sync>;
 
@@ -76,8 +77,8 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// Require an API key on every route except `/healthz` and `/readyz`.
     pub require_auth: bool,
-    /// Accept jobs of kinds the client has no worker for (default false:
-    /// 422 `unknown_kind`).
+    /// Accept jobs (and schedule job templates) of kinds the client has no
+    /// worker for (default false: 422 `unknown_kind`).
     pub accept_unknown_kinds: bool,
     /// Renders Prometheus text for `GET /metrics` (404 when `None`).
     pub metrics: Option<MetricsRender>,
@@ -119,7 +120,7 @@ pub(crate) struct AppState {
 
 /// Every documented route (the OpenAPI paths come from here).
 fn api_router() -> OpenApiRouter<AppState> {
-    use routes::{health, jobs, keys, nodes, queues};
+    use routes::{executions, health, jobs, keys, nodes, queues, schedules, webhooks};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(jobs::enqueue, jobs::list))
         .routes(routes!(jobs::enqueue_batch))
@@ -132,6 +133,24 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::resume))
         .routes(routes!(nodes::list))
         .routes(routes!(nodes::drain))
+        .routes(routes!(executions::create, executions::list))
+        .routes(routes!(executions::get_execution))
+        .routes(routes!(executions::jobs, executions::add_jobs))
+        .routes(routes!(executions::stop))
+        .routes(routes!(executions::mark))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::patch,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::trigger))
+        .routes(routes!(schedules::runs))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(health::healthz))

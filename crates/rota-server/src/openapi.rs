@@ -16,7 +16,8 @@ use crate::error::{Code, PROBLEM_JSON, Problem};
 #[openapi(
     info(
         title = "Rota API",
-        description = "Durable job queue: enqueue and control jobs, queues, nodes and API keys. \
+        description = "Durable job queue: enqueue and control jobs, executions, schedules, \
+                       webhooks, queues, nodes and API keys. \
                        Errors are RFC 9457 `application/problem+json` bodies with a stable `code` \
                        and, where one is at fault, the `field`.",
         license(name = "MIT OR Apache-2.0"),
@@ -29,9 +30,25 @@ use crate::error::{Code, PROBLEM_JSON, Problem};
         dto::ScopeName,
         dto::OutputChunk,
         dto::OutputEnd,
+        dto::TriggerName,
+        dto::ExecutionStatusName,
+        dto::MarkStatusName,
+        dto::OwnerIdInput,
+        dto::PolicyName,
+        dto::OnOverlapName,
+        dto::CatchUpName,
+        dto::CatchUpLimit,
+        dto::CatchUpAll,
+        dto::CatchUpPolicy,
+        dto::FireStatusName,
+        dto::RunOutcome,
+        dto::DeliveryStatusName,
     )),
     tags(
         (name = "jobs", description = "Enqueue, query and control jobs"),
+        (name = "executions", description = "Executions: runs of an action for an owner, grouping jobs; status derived from them"),
+        (name = "schedules", description = "Schedules (distributed cron): rules, pause, resume, trigger, run history"),
+        (name = "webhooks", description = "Signed status-change webhooks and their deliveries (admin)"),
         (name = "queues", description = "Queues: counts, pause and resume"),
         (name = "nodes", description = "Worker nodes"),
         (name = "keys", description = "API keys (admin)"),
@@ -51,7 +68,7 @@ impl Modify for BearerAuth {
         http.bearer_format = Some("rota_<id>_<secret>".into());
         http.description = Some(
             "API key from `rota key create --scope read|write|admin`. GET needs read, other \
-             methods write, keys and node drain admin."
+             methods write; keys, webhooks and node drain need admin."
                 .into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(http));

@@ -278,9 +278,10 @@ impl Client {
                 .await?;
             if out.applied {
                 let fires = self.schedule_history(id, None, 20).await?;
-                if let Some(f) = fires.into_iter().find(|f| f.fire_at == now) {
-                    return Ok(f);
-                }
+                return fires
+                    .into_iter()
+                    .find(|f| f.fire_at == now)
+                    .ok_or_else(|| Error::Conflict("the triggered run was not recorded; trigger again".into()));
             }
         }
         Err(Error::Conflict(
@@ -310,6 +311,16 @@ impl Client {
 /// skewed clocks agree, unless the client is configured to use its own
 /// (injected) clock, e.g. in tests.
 async fn now(engine: &Engine) -> Result<Timestamp> {
+    Ok(micros(db_or_local_now(engine).await?))
+}
+
+/// Stores keep microseconds; deciding on finer times would make a fire time
+/// differ from its own record.
+fn micros(t: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}
+
+async fn db_or_local_now(engine: &Engine) -> Result<Timestamp> {
     let local = engine.now();
     if !engine.config.schedule_on_db_clock {
         return Ok(local);

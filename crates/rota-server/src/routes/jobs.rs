@@ -107,13 +107,17 @@ pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
     })
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
 /// Turns one request body into an engine request; errors name fields
 /// relative to the job.
-fn to_request(st: &AppState, kinds: &[String], r: EnqueueRequest) -> Result<JobRequest, ApiError> {
+pub(crate) fn to_request(
+    st: &AppState,
+    kinds: &[String],
+    r: EnqueueRequest,
+) -> Result<JobRequest, ApiError> {
     check_text(
         "kind",
         &r.kind,

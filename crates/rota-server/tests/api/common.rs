@@ -118,6 +118,11 @@ impl Harness {
         Self::build(options, None).await
     }
 
+    /// A started client with `config` (its queues get the `echo` worker).
+    pub(crate) async fn with_config(options: ServerOptions, config: Config) -> Self {
+        Self::build(options, Some(config)).await
+    }
+
     /// A started client serving queue `default` with the `echo` worker.
     pub(crate) async fn started(options: ServerOptions) -> Self {
         Self::build(options, Some(fast_config().queue("default", 4))).await
@@ -224,6 +229,70 @@ impl Harness {
             .sum()
     }
 
+    pub(crate) async fn patch(&self, uri: &str, body: &str) -> Reply {
+        self.call(Method::PATCH, uri, Some(body)).await
+    }
+
+    /// Posts `body` to `uri`, asserts 201 and returns the body.
+    pub(crate) async fn created(&self, uri: &str, body: &str) -> Value {
+        let r = self.post(uri, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "POST {uri}: {}", r.text());
+        r.json()
+    }
+
+    /// Everything stored, for "nothing was written" checks (a store error
+    /// shows as its message).
+    pub(crate) async fn snapshot(&self) -> Value {
+        fn show<T: serde::Serialize>(r: rota::Result<T>) -> Value {
+            match r {
+                Ok(v) => serde_json::to_value(v).unwrap(),
+                Err(e) => Value::String(e.to_string()),
+            }
+        }
+        let jobs = self
+            .client
+            .list(rota::JobListParams {
+                limit: rota::MAX_PAGE,
+                ..Default::default()
+            })
+            .await
+            .map(|p| p.jobs);
+        let executions = self
+            .client
+            .executions(&rota::ExecutionListParams {
+                limit: rota::MAX_PAGE,
+                ..Default::default()
+            })
+            .await;
+        serde_json::json!({
+            "jobs": show(jobs),
+            "executions": show(executions),
+            "schedules": show(self.client.schedules().await),
+            "webhooks": show(self.client.webhooks().await),
+        })
+    }
+
+    /// Sends each bad request and checks its problem (status, code,
+    /// field) and that nothing was written.
+    pub(crate) async fn expect_problems(&self, cases: &[Bad]) {
+        let before = self.snapshot().await;
+        for c in cases {
+            let r = self.call(c.method.clone(), &c.uri, c.body.as_deref()).await;
+            assert_eq!(
+                r.status.as_u16(),
+                c.status,
+                "{}: {} {}: {}",
+                c.name,
+                c.method,
+                c.uri,
+                r.text()
+            );
+            let p = r.problem(c.status, c.code);
+            assert_eq!(p["field"].as_str(), c.field, "{}: {p}", c.name);
+            assert_eq!(self.snapshot().await, before, "{} wrote something", c.name);
+        }
+    }
+
     pub(crate) async fn shutdown(&self) {
         self.client.shutdown(Duration::from_secs(5)).await.unwrap();
     }
@@ -253,5 +322,36 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A bad request and the problem it must get.
+pub(crate) struct Bad {
+    pub(crate) name: &'static str,
+    pub(crate) method: Method,
+    pub(crate) uri: String,
+    pub(crate) body: Option<String>,
+    pub(crate) status: u16,
+    pub(crate) code: &'static str,
+    pub(crate) field: Option<&'static str>,
+}
+
+pub(crate) fn bad(
+    name: &'static str,
+    method: Method,
+    uri: impl Into<String>,
+    body: Option<&str>,
+    status: u16,
+    code: &'static str,
+    field: Option<&'static str>,
+) -> Bad {
+    Bad {
+        name,
+        method,
+        uri: uri.into(),
+        body: body.map(str::to_owned),
+        status,
+        code,
+        field,
     }
 }

@@ -216,4 +216,149 @@ impl Driver for Flaky {
         self.check()?;
         self.inner.api_key_revoke(id, now).await
     }
+
+    async fn db_now(&self) -> Result<jiff::Timestamp> {
+        self.check()?;
+        self.inner.db_now().await
+    }
+
+    async fn execution_insert(
+        &self,
+        params: ExecutionInsertParams,
+    ) -> Result<(ExecutionRow, Vec<InsertedJob>)> {
+        self.check()?;
+        self.inner.execution_insert(params).await
+    }
+
+    async fn execution_get(&self, id: i64) -> Result<Option<ExecutionRow>> {
+        self.check()?;
+        self.inner.execution_get(id).await
+    }
+
+    async fn execution_list(&self, params: &ExecutionListParams) -> Result<Vec<ExecutionRow>> {
+        self.check()?;
+        self.inner.execution_list(params).await
+    }
+
+    async fn execution_add_jobs(&self, params: ExecutionAddJobsParams) -> Result<Vec<InsertedJob>> {
+        self.check()?;
+        self.inner.execution_add_jobs(params).await
+    }
+
+    async fn execution_mark(&self, params: &ExecutionMarkParams) -> Result<ExecutionRow> {
+        self.check()?;
+        self.inner.execution_mark(params).await
+    }
+
+    async fn execution_stop(
+        &self,
+        params: &ExecutionStopParams,
+    ) -> Result<(ExecutionRow, Vec<i64>)> {
+        self.check()?;
+        self.inner.execution_stop(params).await
+    }
+
+    async fn execution_prune(&self, params: &ExecutionPruneParams) -> Result<u64> {
+        self.check()?;
+        self.inner.execution_prune(params).await
+    }
+
+    async fn execution_repair(&self, limit: u32) -> Result<Vec<ExecutionRepair>> {
+        self.check()?;
+        self.inner.execution_repair(limit).await
+    }
+
+    async fn schedule_insert(&self, params: &ScheduleInsertParams) -> Result<ScheduleRow> {
+        self.check()?;
+        self.inner.schedule_insert(params).await
+    }
+
+    async fn schedule_get(&self, id: i64) -> Result<Option<ScheduleRow>> {
+        self.check()?;
+        self.inner.schedule_get(id).await
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<ScheduleRow>> {
+        self.check()?;
+        self.inner.schedule_list().await
+    }
+
+    async fn schedule_update(&self, params: &ScheduleUpdateParams) -> Result<ScheduleRow> {
+        self.check()?;
+        self.inner.schedule_update(params).await
+    }
+
+    async fn schedule_delete(&self, id: i64) -> Result<ScheduleRow> {
+        self.check()?;
+        self.inner.schedule_delete(id).await
+    }
+
+    async fn schedule_due(&self, now: jiff::Timestamp, limit: u32) -> Result<Vec<ScheduleRow>> {
+        self.check()?;
+        self.inner.schedule_due(now, limit).await
+    }
+
+    async fn schedule_fire(&self, params: ScheduleFireParams) -> Result<FireOutcome> {
+        self.check()?;
+        self.inner.schedule_fire(params).await
+    }
+
+    async fn schedule_fires(&self, params: &FireListParams) -> Result<Vec<FireRow>> {
+        self.check()?;
+        self.inner.schedule_fires(params).await
+    }
+
+    async fn schedule_unfinished(&self, id: i64) -> Result<i64> {
+        self.check()?;
+        self.inner.schedule_unfinished(id).await
+    }
+
+    async fn webhook_insert(&self, params: &WebhookInsertParams) -> Result<WebhookRow> {
+        self.check()?;
+        self.inner.webhook_insert(params).await
+    }
+
+    async fn webhook_list(&self) -> Result<Vec<WebhookRow>> {
+        self.check()?;
+        self.inner.webhook_list().await
+    }
+
+    async fn webhook_delete(&self, id: i64) -> Result<WebhookRow> {
+        self.check()?;
+        self.inner.webhook_delete(id).await
+    }
+
+    async fn event_list(&self, limit: u32) -> Result<Vec<EventRow>> {
+        self.check()?;
+        self.inner.event_list(limit).await
+    }
+
+    async fn event_progress(&self, job_id: i64, now: jiff::Timestamp) -> Result<()> {
+        self.check()?;
+        self.inner.event_progress(job_id, now).await
+    }
+
+    async fn delivery_create(&self, params: &DeliveryCreateParams) -> Result<u64> {
+        self.check()?;
+        self.inner.delivery_create(params).await
+    }
+
+    async fn delivery_due(
+        &self,
+        now: jiff::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryRow, WebhookRow)>> {
+        self.check()?;
+        self.inner.delivery_due(now, limit).await
+    }
+
+    async fn delivery_record(&self, params: &DeliveryAttemptParams) -> Result<DeliveryRow> {
+        self.check()?;
+        self.inner.delivery_record(params).await
+    }
+
+    async fn delivery_list(&self, params: &DeliveryListParams) -> Result<Vec<DeliveryRow>> {
+        self.check()?;
+        self.inner.delivery_list(params).await
+    }
 }

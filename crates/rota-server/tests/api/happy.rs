@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Harness, eventually, request};
 
-const JOB_FIELDS: [&str; 20] = [
+const JOB_FIELDS: [&str; 22] = [
     "id",
     "kind",
     "queue",
@@ -31,6 +31,8 @@ const JOB_FIELDS: [&str; 20] = [
     "exit_code",
     "unique_key",
     "timeout",
+    "execution_id",
+    "schedule_id",
 ];
 
 fn rfc3339_utc(v: &Value) -> Timestamp {
@@ -406,7 +408,7 @@ async fn health_metrics_ui_request_ids() {
 }
 
 /// Every route the issue lists, as (method, OpenAPI path).
-pub(crate) const ROUTES: [(&str, &str); 21] = [
+pub(crate) const ROUTES: [(&str, &str); 41] = [
     ("post", "/v1/jobs"),
     ("get", "/v1/jobs"),
     ("post", "/v1/jobs/batch"),
@@ -415,6 +417,26 @@ pub(crate) const ROUTES: [(&str, &str); 21] = [
     ("get", "/v1/jobs/{id}/output"),
     ("post", "/v1/jobs/{id}/cancel"),
     ("post", "/v1/jobs/{id}/retry"),
+    ("post", "/v1/executions"),
+    ("get", "/v1/executions"),
+    ("get", "/v1/executions/{id}"),
+    ("get", "/v1/executions/{id}/jobs"),
+    ("post", "/v1/executions/{id}/jobs"),
+    ("post", "/v1/executions/{id}/stop"),
+    ("post", "/v1/executions/{id}/mark"),
+    ("post", "/v1/schedules"),
+    ("get", "/v1/schedules"),
+    ("get", "/v1/schedules/{id}"),
+    ("patch", "/v1/schedules/{id}"),
+    ("delete", "/v1/schedules/{id}"),
+    ("post", "/v1/schedules/{id}/pause"),
+    ("post", "/v1/schedules/{id}/resume"),
+    ("post", "/v1/schedules/{id}/trigger"),
+    ("get", "/v1/schedules/{id}/runs"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
     ("get", "/v1/queues"),
     ("post", "/v1/queues/{name}/pause"),
     ("post", "/v1/queues/{name}/resume"),
@@ -467,6 +489,25 @@ async fn openapi_lists_every_route() {
         "CreatedKey",
         "JobStateName",
         "DurationInput",
+        "CreateExecutionRequest",
+        "CreatedExecution",
+        "ExecutionView",
+        "ExecutionList",
+        "MarkExecutionRequest",
+        "ExecutionStatusName",
+        "ScheduleRequest",
+        "SchedulePatch",
+        "ScheduleView",
+        "ScheduleList",
+        "RunView",
+        "RunList",
+        "CatchUpPolicy",
+        "PolicyName",
+        "CreateWebhookRequest",
+        "WebhookView",
+        "WebhookList",
+        "DeliveryView",
+        "DeliveryList",
     ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
@@ -481,4 +522,20 @@ async fn openapi_lists_every_route() {
         "#/components/schemas/Problem"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Webhook views never carry the secret.
+    assert!(
+        !schemas["WebhookView"]["properties"]
+            .as_object()
+            .unwrap()
+            .contains_key("secret")
+    );
+    for path in [
+        "/v1/executions/{id}",
+        "/v1/schedules/{id}",
+        "/v1/webhooks/{id}",
+    ] {
+        let item = doc["paths"][path].as_object().unwrap();
+        let (_, op) = item.iter().next().unwrap();
+        assert!(op["responses"]["404"].is_object(), "{path}");
+    }
 }

@@ -6,6 +6,9 @@
 mod auth;
 mod bad_requests;
 mod common;
+mod executions;
 mod flaky;
 mod happy;
+mod schedules;
+mod webhooks;
 mod wire;
