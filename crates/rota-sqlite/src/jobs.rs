@@ -21,13 +21,16 @@ use crate::row::{
 /// Most rows one [`job_list_in`] call returns.
 pub const MAX_LIST_LIMIT: u32 = 10_000;
 
-/// Rows per multi-row `INSERT` (13 parameters each, far below SQLite's
-/// variable limit).
+/// Rows per multi-row `INSERT` (13 or 16 parameters each, far below
+/// SQLite's variable limit).
 const INSERT_CHUNK: usize = 500;
 
 const INSERT_COLUMNS: &str = "kind, queue, state, priority, args, max_attempts, run_at, created_at, labels, \
      attributes, unique_key, timeout_ms, trace_context";
 const INSERT_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const INSERT_COLUMNS_WITH_ORIGIN: &str = "kind, queue, state, priority, args, max_attempts, run_at, created_at, \
+     labels, attributes, unique_key, timeout_ms, trace_context, execution_id, schedule_id, fire_at";
+const INSERT_ROW_WITH_ORIGIN: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// Inserts jobs on `conn` — typically inside your own transaction, so the
 /// jobs exist if and only if your data commits (transactional enqueue).
@@ -46,18 +49,51 @@ pub async fn job_insert_many_in(
     conn: &mut SqliteConnection,
     params: Vec<JobInsertParams>,
 ) -> Result<Vec<InsertedJob>> {
+    insert_many(conn, params, JobOrigin::default()).await
+}
+
+/// Where inserted jobs come from: an execution and/or a schedule fire. Set
+/// by the store, never by the job spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct JobOrigin {
+    /// The execution the jobs belong to.
+    pub(crate) execution_id: Option<i64>,
+    /// The schedule that created them.
+    pub(crate) schedule_id: Option<i64>,
+    /// The schedule fire (rule time) that created them.
+    pub(crate) fire_at: Option<i64>,
+}
+
+impl JobOrigin {
+    fn is_none(&self) -> bool {
+        *self == JobOrigin::default()
+    }
+}
+
+/// [`job_insert_many_in`] with the jobs' origin columns set.
+pub(crate) async fn insert_many(
+    conn: &mut SqliteConnection,
+    params: Vec<JobInsertParams>,
+    origin: JobOrigin,
+) -> Result<Vec<InsertedJob>> {
+    // Plain inserts (the hot path) keep the short statement.
+    let (columns, row) = if origin.is_none() {
+        (INSERT_COLUMNS, INSERT_ROW)
+    } else {
+        (INSERT_COLUMNS_WITH_ORIGIN, INSERT_ROW_WITH_ORIGIN)
+    };
     // Per input: the new id, or None for a unique duplicate.
     let mut ids: Vec<Option<i64>> = Vec::with_capacity(params.len());
     for chunk in params.chunks(INSERT_CHUNK) {
-        let mut sql = String::with_capacity(160 + chunk.len() * (INSERT_ROW.len() + 2));
+        let mut sql = String::with_capacity(160 + chunk.len() * (row.len() + 2));
         sql.push_str("INSERT INTO rota_jobs (");
-        sql.push_str(INSERT_COLUMNS);
+        sql.push_str(columns);
         sql.push_str(") VALUES ");
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(INSERT_ROW);
+            sql.push_str(row);
         }
         // Returning only what the walk below needs: decoding whole rows
         // would halve bulk-insert throughput, and every other column is
@@ -79,6 +115,12 @@ pub async fn job_insert_many_in(
                 .bind(p.unique_key.as_deref())
                 .bind(p.timeout.map(duration_millis))
                 .bind(p.trace_context.as_deref());
+            if !origin.is_none() {
+                query = query
+                    .bind(origin.execution_id)
+                    .bind(origin.schedule_id)
+                    .bind(origin.fire_at);
+            }
         }
         let rows = query.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
         let mut returned = rows
@@ -117,7 +159,7 @@ pub async fn job_insert_many_in(
     for (p, id) in params.into_iter().zip(ids) {
         if let Some(id) = id {
             out.push(InsertedJob {
-                job: inserted_job(id, p)?,
+                job: inserted_job(id, p, origin)?,
                 inserted: true,
             });
             continue;
@@ -144,7 +186,7 @@ pub async fn job_insert_many_in(
 /// The job a fresh insert stored: built from its input, with times and the
 /// timeout at the precision stored (microseconds, milliseconds), so it
 /// equals what reading the row back returns.
-fn inserted_job(id: i64, p: JobInsertParams) -> Result<Job> {
+fn inserted_job(id: i64, p: JobInsertParams, origin: JobOrigin) -> Result<Job> {
     Ok(Job {
         id,
         kind: p.kind,
@@ -171,9 +213,9 @@ fn inserted_job(id: i64, p: JobInsertParams) -> Result<Job> {
         cancel_requested_at: None,
         trace_context: p.trace_context,
         exit_code: None,
-        execution_id: None,
-        schedule_id: None,
-        revision: 0,
+        execution_id: origin.execution_id,
+        schedule_id: origin.schedule_id,
+        revision: 1,
     })
 }
 
@@ -210,6 +252,12 @@ pub async fn job_list_in(conn: &mut SqliteConnection, params: &JobListParams) ->
         qb.push(" AND id IN (SELECT value FROM json_each(")
             .push_bind(to_json(ids)?)
             .push("))");
+    }
+    if let Some(execution_id) = params.execution_id {
+        qb.push(" AND execution_id = ").push_bind(execution_id);
+    }
+    if let Some(schedule_id) = params.schedule_id {
+        qb.push(" AND schedule_id = ").push_bind(schedule_id);
     }
     if let Some(before) = params.before_id {
         qb.push(" AND id < ").push_bind(before);
@@ -312,21 +360,25 @@ pub(crate) async fn cancel(conn: &mut SqliteConnection, p: &JobCancelParams) -> 
     let job = get_existing(conn, p.id).await?;
     let now = micros(p.now);
     match job.state {
-        JobState::Scheduled | JobState::Available | JobState::Retrying => {
-            returning_one(
-                conn,
-                concat!("UPDATE rota_jobs SET state = 'canceled', finished_at = ? WHERE id = ? \
-                 RETURNING ", job_columns!()),
-                now,
-                p.id,
-            )
-            .await
-        }
+        JobState::Scheduled | JobState::Available | JobState::Retrying => returning_one(
+            conn,
+            concat!(
+                "UPDATE rota_jobs SET state = 'canceled', finished_at = ?, revision = revision + 1 \
+                 WHERE id = ? RETURNING ",
+                job_columns!()
+            ),
+            now,
+            p.id,
+        )
+        .await,
         JobState::Running => {
             returning_one(
                 conn,
-                concat!("UPDATE rota_jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ? \
-                 RETURNING ", job_columns!()),
+                concat!(
+                    "UPDATE rota_jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?), \
+                 revision = revision + (cancel_requested_at IS NULL) WHERE id = ? RETURNING ",
+                    job_columns!()
+                ),
                 now,
                 p.id,
             )
@@ -348,7 +400,7 @@ pub(crate) async fn retry(conn: &mut SqliteConnection, p: &JobRetryParams) -> Re
     let sql: &'static str = match job.state {
         JobState::Scheduled | JobState::Retrying => {
             concat!(
-                "UPDATE rota_jobs SET state = 'available', run_at = ? WHERE id = ? \
+                "UPDATE rota_jobs SET state = 'available', run_at = ?, revision = revision + 1 WHERE id = ? \
              RETURNING ",
                 job_columns!()
             )
@@ -356,8 +408,8 @@ pub(crate) async fn retry(conn: &mut SqliteConnection, p: &JobRetryParams) -> Re
         JobState::Succeeded | JobState::Failed | JobState::Canceled => {
             concat!(
                 "UPDATE rota_jobs SET state = 'available', run_at = ?, attempt = 0, finished_at = NULL, \
-             cancel_requested_at = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id = ? \
-             RETURNING ",
+             cancel_requested_at = NULL, lease_token = NULL, lease_expires_at = NULL, revision = revision + 1 \
+             WHERE id = ? RETURNING ",
                 job_columns!()
             )
         }

@@ -13,10 +13,18 @@
 //!   shows how many operations shared each commit.
 //! - **Readers beside it.** Reads use a read-only pool
 //!   ([`SqliteDriver::read_pool`]); WAL lets them run while the writer commits.
-//! - **Wake-ups.** Committed inserts, promotions, retries and hand-backs wake
-//!   their queue; commits by other connections or processes (a user's own
-//!   transaction, see [`job_insert_many_in`]) are noticed by polling
-//!   `PRAGMA data_version` and wake every queue.
+//! - **Wake-ups.** Committed inserts (also those of executions and schedule
+//!   fires), promotions, retries and hand-backs wake their queue; commits by
+//!   other connections or processes (a user's own transaction, see
+//!   [`job_insert_many_in`]) are noticed by polling `PRAGMA data_version`
+//!   and wake every queue.
+//! - **Executions, schedules, webhooks.** Execution counters and status,
+//!   and the webhook outbox, are kept by triggers on `rota_jobs` (migration
+//!   0003), so users' own transactions and pruning keep them right too. One
+//!   trigger per statement kind, whose `WHEN` clause is false for a job
+//!   without an execution while no webhook exists: the hot path pays one
+//!   trigger call per row and writes nothing more. Every state-changing
+//!   job `UPDATE` bumps the job's `revision`.
 //! - **Own migrations**, tracked in `rota_migrations`.
 //!
 //! ```no_run
@@ -31,6 +39,7 @@
 
 mod api_keys;
 mod error;
+mod executions;
 mod jobs;
 mod leader;
 mod migrate;
@@ -39,9 +48,11 @@ mod options;
 mod queues;
 mod row;
 mod runs;
+mod schedules;
 #[cfg(test)]
 mod tests;
 mod watch;
+mod webhooks;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -51,12 +62,16 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rota_core::{Job, JobState};
 use rota_driver::{
-    ApiKeyInsertParams, ApiKeyRow, Driver, DriverError, FinishResult, HeartbeatResult, InsertedJob,
-    JobCancelParams, JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams, JobFinishParams,
-    JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
-    JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm, MigrationStatus,
-    NodeDrainParams, NodePruneParams, NodeRow, NodeUpsertParams, QueueCount, QueuePauseParams,
-    QueueRow, Result, StoreInfo, Wakeup,
+    ApiKeyInsertParams, ApiKeyRow, DeliveryAttemptParams, DeliveryCreateParams, DeliveryListParams,
+    DeliveryRow, Driver, DriverError, EventRow, ExecutionAddJobsParams, ExecutionInsertParams,
+    ExecutionListParams, ExecutionMarkParams, ExecutionPruneParams, ExecutionRepair, ExecutionRow,
+    ExecutionStopParams, FinishResult, FireListParams, FireOutcome, FireRow, HeartbeatResult,
+    InsertedJob, JobCancelParams, JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams,
+    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
+    JobPruneParams, JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm,
+    MigrationStatus, NodeDrainParams, NodePruneParams, NodeRow, NodeUpsertParams, QueueCount,
+    QueuePauseParams, QueueRow, Result, ScheduleFireParams, ScheduleInsertParams, ScheduleRow,
+    ScheduleUpdateParams, StoreInfo, Wakeup, WebhookInsertParams, WebhookRow,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -562,5 +577,177 @@ impl Driver for SqliteDriver {
             .writer
             .write(move |conn, _| Box::pin(async move { api_keys::revoke(conn, &id, now).await }))
             .await
+    }
+    async fn db_now(&self) -> Result<jiff::Timestamp> {
+        Ok(jiff::Timestamp::now())
+    }
+
+    async fn execution_insert(
+        &self,
+        params: ExecutionInsertParams,
+    ) -> Result<(ExecutionRow, Vec<InsertedJob>)> {
+        self.inner
+            .writer
+            .write(move |conn, fx| Box::pin(executions::insert(conn, fx, params)))
+            .await
+    }
+
+    async fn execution_get(&self, id: i64) -> Result<Option<ExecutionRow>> {
+        executions::get(&mut *self.read().await?, id).await
+    }
+
+    async fn execution_list(&self, params: &ExecutionListParams) -> Result<Vec<ExecutionRow>> {
+        executions::list(&mut *self.read().await?, params).await
+    }
+
+    async fn execution_add_jobs(&self, params: ExecutionAddJobsParams) -> Result<Vec<InsertedJob>> {
+        self.inner
+            .writer
+            .write(move |conn, fx| Box::pin(executions::add_jobs(conn, fx, params)))
+            .await
+    }
+
+    async fn execution_mark(&self, params: &ExecutionMarkParams) -> Result<ExecutionRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { executions::mark(conn, &p).await }))
+            .await
+    }
+
+    async fn execution_stop(
+        &self,
+        params: &ExecutionStopParams,
+    ) -> Result<(ExecutionRow, Vec<i64>)> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { executions::stop(conn, &p).await }))
+            .await
+    }
+
+    async fn execution_prune(&self, params: &ExecutionPruneParams) -> Result<u64> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { executions::prune(conn, &p).await }))
+            .await
+    }
+
+    async fn execution_repair(&self, limit: u32) -> Result<Vec<ExecutionRepair>> {
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(executions::repair(conn, limit)))
+            .await
+    }
+
+    async fn schedule_insert(&self, params: &ScheduleInsertParams) -> Result<ScheduleRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { schedules::insert(conn, &p).await }))
+            .await
+    }
+
+    async fn schedule_get(&self, id: i64) -> Result<Option<ScheduleRow>> {
+        schedules::get(&mut *self.read().await?, id).await
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<ScheduleRow>> {
+        schedules::list(&mut *self.read().await?).await
+    }
+
+    async fn schedule_update(&self, params: &ScheduleUpdateParams) -> Result<ScheduleRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { schedules::update(conn, &p).await }))
+            .await
+    }
+
+    async fn schedule_delete(&self, id: i64) -> Result<ScheduleRow> {
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(schedules::delete(conn, id)))
+            .await
+    }
+
+    async fn schedule_due(&self, now: jiff::Timestamp, limit: u32) -> Result<Vec<ScheduleRow>> {
+        schedules::due(&mut *self.read().await?, now, limit).await
+    }
+
+    async fn schedule_fire(&self, params: ScheduleFireParams) -> Result<FireOutcome> {
+        self.inner
+            .writer
+            .write(move |conn, fx| Box::pin(schedules::fire(conn, fx, params)))
+            .await
+    }
+
+    async fn schedule_fires(&self, params: &FireListParams) -> Result<Vec<FireRow>> {
+        schedules::fires(&mut *self.read().await?, params).await
+    }
+
+    async fn schedule_unfinished(&self, id: i64) -> Result<i64> {
+        schedules::unfinished(&mut *self.read().await?, id).await
+    }
+
+    async fn webhook_insert(&self, params: &WebhookInsertParams) -> Result<WebhookRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { webhooks::insert(conn, &p).await }))
+            .await
+    }
+
+    async fn webhook_list(&self) -> Result<Vec<WebhookRow>> {
+        webhooks::list(&mut *self.read().await?).await
+    }
+
+    async fn webhook_delete(&self, id: i64) -> Result<WebhookRow> {
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(webhooks::delete(conn, id)))
+            .await
+    }
+
+    async fn event_list(&self, limit: u32) -> Result<Vec<EventRow>> {
+        webhooks::events(&mut *self.read().await?, limit).await
+    }
+
+    async fn event_progress(&self, job_id: i64, now: jiff::Timestamp) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(webhooks::progress(conn, job_id, now)))
+            .await
+    }
+
+    async fn delivery_create(&self, params: &DeliveryCreateParams) -> Result<u64> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| {
+                Box::pin(async move { webhooks::create_deliveries(conn, &p).await })
+            })
+            .await
+    }
+
+    async fn delivery_due(
+        &self,
+        now: jiff::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryRow, WebhookRow)>> {
+        webhooks::due(&mut *self.read().await?, now, limit).await
+    }
+
+    async fn delivery_record(&self, params: &DeliveryAttemptParams) -> Result<DeliveryRow> {
+        let p = params.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| Box::pin(async move { webhooks::record(conn, &p).await }))
+            .await
+    }
+
+    async fn delivery_list(&self, params: &DeliveryListParams) -> Result<Vec<DeliveryRow>> {
+        webhooks::list_deliveries(&mut *self.read().await?, params).await
     }
 }

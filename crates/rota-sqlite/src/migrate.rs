@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "nodes_keys",
         sql: include_str!("../migrations/0002_nodes_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "executions_schedules_webhooks",
+        sql: include_str!("../migrations/0003_executions_schedules_webhooks.sql"),
+    },
 ];
 
 fn failed(step: &str, err: sqlx::Error) -> DriverError {

@@ -1,25 +1,28 @@
 //! Conversions between stored columns and Rota's types: times as unix
-//! microseconds, JSON as text, rows into [`Job`], [`NodeRow`] and
-//! [`ApiKeyRow`].
+//! microseconds, JSON as text, rows into [`Job`], [`NodeRow`],
+//! [`ApiKeyRow`], and the rows of executions, schedules and webhooks.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::{AttemptError, Job, JobState};
-use rota_driver::{ApiKeyRow, ApiKeyScope, DriverError, NodeRow, Result};
+use rota_driver::{
+    ApiKeyRow, ApiKeyScope, DeliveryRow, DeliveryStatus, DriverError, EventRow, ExecutionRow,
+    ExecutionStatus, FireRow, FireStatus, NodeRow, Result, ScheduleRow, Trigger, WebhookRow,
+};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::map_sqlx;
 
-/// Every column of `rota_jobs`, in table order, as a string literal for
+/// Every column of `rota_jobs` a [`Job`] holds, in table order, as a string literal for
 /// `concat!` into static SQL (`SELECT` and `RETURNING` lists).
 macro_rules! job_columns {
     () => {
         "id, kind, queue, state, priority, args, attempt, max_attempts, run_at, created_at, started_at, \
          finished_at, errors, progress, output, labels, attributes, unique_key, timeout_ms, node, lease_token, \
-         lease_expires_at, cancel_requested_at, trace_context, exit_code"
+         lease_expires_at, cancel_requested_at, trace_context, exit_code, execution_id, schedule_id, revision"
     };
 }
 pub(crate) use job_columns;
@@ -42,7 +45,7 @@ pub(crate) fn timestamp(column: &str, us: i64) -> Result<Timestamp> {
     Timestamp::from_microsecond(us).map_err(|e| DriverError::Corrupt(format!("{column}: {e}")))
 }
 
-fn opt_timestamp(column: &str, us: Option<i64>) -> Result<Option<Timestamp>> {
+pub(crate) fn opt_timestamp(column: &str, us: Option<i64>) -> Result<Option<Timestamp>> {
     us.map(|v| timestamp(column, v)).transpose()
 }
 
@@ -73,7 +76,7 @@ pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String>
         .map_err(|e| DriverError::Database(format!("cannot encode JSON: {e}")))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| DriverError::Corrupt(format!("{column}: {e}")))
 }
 
@@ -83,14 +86,14 @@ pub(crate) fn parse_state(text: &str) -> Result<JobState> {
         .map_err(|e| DriverError::Corrupt(format!("state: {e}")))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
+pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {
     row.try_get(column).map_err(map_sqlx)
 }
 
-fn narrow<T: TryFrom<i64>>(column: &str, v: i64) -> Result<T> {
+pub(crate) fn narrow<T: TryFrom<i64>>(column: &str, v: i64) -> Result<T> {
     T::try_from(v).map_err(|_| DriverError::Corrupt(format!("{column}: {v} is out of range")))
 }
 
@@ -135,9 +138,9 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
         )?,
         trace_context: get(row, "trace_context")?,
         exit_code: exit_code.map(|c| narrow("exit_code", c)).transpose()?,
-        execution_id: None,
-        schedule_id: None,
-        revision: 0,
+        execution_id: get(row, "execution_id")?,
+        schedule_id: get(row, "schedule_id")?,
+        revision: get(row, "revision")?,
     })
 }
 
@@ -192,6 +195,200 @@ pub(crate) fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRow> {
         secret_hash: get(row, "secret_hash")?,
         created_at: timestamp("created_at", get(row, "created_at")?)?,
         revoked_at: opt_timestamp("revoked_at", get(row, "revoked_at")?)?,
+    })
+}
+
+/// The job states in the order of `rota_executions`' counter columns.
+pub(crate) const COUNTER_STATES: [JobState; 7] = [
+    JobState::Scheduled,
+    JobState::Available,
+    JobState::Running,
+    JobState::Retrying,
+    JobState::Succeeded,
+    JobState::Failed,
+    JobState::Canceled,
+];
+
+/// Every column of `rota_executions` an [`ExecutionRow`] holds, as a
+/// string literal for `concat!` into static SQL.
+macro_rules! execution_columns {
+    () => {
+        "id, owner_kind, owner_id, trigger, attributes, status, status_message, scheduled, available, \
+         running, retrying, succeeded, failed, canceled, created_at, updated_at, ended_at"
+    };
+}
+pub(crate) use execution_columns;
+
+/// Per-state counts from the seven counter columns (prefixed by `prefix`,
+/// e.g. `actual_`), leaving out states without jobs.
+pub(crate) fn counts_from_row(row: &SqliteRow, prefix: &str) -> Result<BTreeMap<JobState, i64>> {
+    let mut counts = BTreeMap::new();
+    for state in COUNTER_STATES {
+        let n: i64 = get(row, &format!("{prefix}{}", state.as_str()))?;
+        if n != 0 {
+            counts.insert(state, n);
+        }
+    }
+    Ok(counts)
+}
+
+/// A stored execution status back into an [`ExecutionStatus`].
+pub(crate) fn parse_execution_status(text: &str) -> Result<ExecutionStatus> {
+    ExecutionStatus::parse(text)
+        .ok_or_else(|| DriverError::Corrupt(format!("status: unknown execution status {text:?}")))
+}
+
+/// Decodes one `rota_executions` row selected with [`execution_columns!`].
+pub(crate) fn execution_from_row(row: &SqliteRow) -> Result<ExecutionRow> {
+    let trigger: String = get(row, "trigger")?;
+    let attributes: String = get(row, "attributes")?;
+    let status: String = get(row, "status")?;
+    Ok(ExecutionRow {
+        id: get(row, "id")?,
+        owner_kind: get(row, "owner_kind")?,
+        owner_id: get(row, "owner_id")?,
+        trigger: Trigger::parse(&trigger)
+            .ok_or_else(|| DriverError::Corrupt(format!("trigger: unknown trigger {trigger:?}")))?,
+        attributes: from_json::<BTreeMap<String, String>>("attributes", &attributes)?,
+        status: parse_execution_status(&status)?,
+        status_message: get(row, "status_message")?,
+        counts: counts_from_row(row, "")?,
+        created_at: timestamp("created_at", get(row, "created_at")?)?,
+        updated_at: timestamp("updated_at", get(row, "updated_at")?)?,
+        ended_at: opt_timestamp("ended_at", get(row, "ended_at")?)?,
+    })
+}
+
+/// Every column of `rota_schedules`, as a string literal for `concat!`.
+macro_rules! schedule_columns {
+    () => {
+        "id, name, spec, state, paused_at, next_fire_at, last_fire_at, created_at, updated_at"
+    };
+}
+pub(crate) use schedule_columns;
+
+/// Decodes one `rota_schedules` row selected with [`schedule_columns!`].
+pub(crate) fn schedule_from_row(row: &SqliteRow) -> Result<ScheduleRow> {
+    let spec: String = get(row, "spec")?;
+    let state: String = get(row, "state")?;
+    Ok(ScheduleRow {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        spec: from_json("spec", &spec)?,
+        state: from_json("state", &state)?,
+        paused_at: opt_timestamp("paused_at", get(row, "paused_at")?)?,
+        next_fire_at: opt_timestamp("next_fire_at", get(row, "next_fire_at")?)?,
+        last_fire_at: opt_timestamp("last_fire_at", get(row, "last_fire_at")?)?,
+        created_at: timestamp("created_at", get(row, "created_at")?)?,
+        updated_at: timestamp("updated_at", get(row, "updated_at")?)?,
+    })
+}
+
+/// Decodes one fire-history row: the `rota_schedule_fires` columns plus
+/// the aggregates `unfinished`, `unsuccessful`, `first_started_at`,
+/// `last_finished_at`.
+pub(crate) fn fire_from_row(row: &SqliteRow) -> Result<FireRow> {
+    let status: String = get(row, "status")?;
+    let job_ids: String = get(row, "job_ids")?;
+    let unfinished: i64 = get(row, "unfinished")?;
+    Ok(FireRow {
+        schedule_id: get(row, "schedule_id")?,
+        fire_at: timestamp("fire_at", get(row, "fire_at")?)?,
+        status: FireStatus::parse(&status).ok_or_else(|| {
+            DriverError::Corrupt(format!("status: unknown fire status {status:?}"))
+        })?,
+        reason: get(row, "reason")?,
+        node_id: get(row, "node_id")?,
+        recorded_at: timestamp("recorded_at", get(row, "recorded_at")?)?,
+        execution_id: get(row, "execution_id")?,
+        job_ids: from_json("job_ids", &job_ids)?,
+        unfinished,
+        unsuccessful: get(row, "unsuccessful")?,
+        started_at: opt_timestamp("first_started_at", get(row, "first_started_at")?)?,
+        finished_at: if unfinished == 0 {
+            opt_timestamp("last_finished_at", get(row, "last_finished_at")?)?
+        } else {
+            None
+        },
+    })
+}
+
+/// Every column of `rota_webhooks`, as a string literal for `concat!`.
+macro_rules! webhook_columns {
+    () => {
+        "id, url, events, kinds, owner_kinds, secret, created_at"
+    };
+}
+pub(crate) use webhook_columns;
+
+/// Decodes one `rota_webhooks` row; `prefix` names aliased columns
+/// (`w_id`, ...) of a join.
+pub(crate) fn webhook_from_row(row: &SqliteRow, prefix: &str) -> Result<WebhookRow> {
+    let col = |c: &str| format!("{prefix}{c}");
+    let events: String = get(row, &col("events"))?;
+    let kinds: String = get(row, &col("kinds"))?;
+    let owner_kinds: String = get(row, &col("owner_kinds"))?;
+    Ok(WebhookRow {
+        id: get(row, &col("id"))?,
+        url: get(row, &col("url"))?,
+        events: from_json("events", &events)?,
+        kinds: from_json("kinds", &kinds)?,
+        owner_kinds: from_json("owner_kinds", &owner_kinds)?,
+        secret: get(row, &col("secret"))?,
+        created_at: timestamp("created_at", get(row, &col("created_at"))?)?,
+    })
+}
+
+/// Every column of `rota_events`, as a string literal for `concat!`.
+macro_rules! event_columns {
+    () => {
+        "id, entity, entity_id, revision, status, kind, execution_id, at"
+    };
+}
+pub(crate) use event_columns;
+
+/// Decodes one `rota_events` row.
+pub(crate) fn event_from_row(row: &SqliteRow) -> Result<EventRow> {
+    Ok(EventRow {
+        id: get(row, "id")?,
+        entity: get(row, "entity")?,
+        entity_id: get(row, "entity_id")?,
+        revision: get(row, "revision")?,
+        status: get(row, "status")?,
+        kind: get(row, "kind")?,
+        execution_id: get(row, "execution_id")?,
+        at: timestamp("at", get(row, "at")?)?,
+    })
+}
+
+/// Every column of `rota_deliveries`, as a string literal for `concat!`.
+macro_rules! delivery_columns {
+    () => {
+        "id, webhook_id, event_id, body, status, attempts, next_attempt_at, last_status_code, \
+         last_error, created_at, delivered_at"
+    };
+}
+pub(crate) use delivery_columns;
+
+/// Decodes one `rota_deliveries` row.
+pub(crate) fn delivery_from_row(row: &SqliteRow) -> Result<DeliveryRow> {
+    let body: String = get(row, "body")?;
+    let status: String = get(row, "status")?;
+    let code: Option<i64> = get(row, "last_status_code")?;
+    Ok(DeliveryRow {
+        id: get(row, "id")?,
+        webhook_id: get(row, "webhook_id")?,
+        event_id: get(row, "event_id")?,
+        body: from_json("body", &body)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| {
+            DriverError::Corrupt(format!("status: unknown delivery status {status:?}"))
+        })?,
+        attempts: narrow("attempts", get(row, "attempts")?)?,
+        next_attempt_at: opt_timestamp("next_attempt_at", get(row, "next_attempt_at")?)?,
+        last_status_code: code.map(|c| narrow("last_status_code", c)).transpose()?,
+        last_error: get(row, "last_error")?,
+        created_at: timestamp("created_at", get(row, "created_at")?)?,
+        delivered_at: opt_timestamp("delivered_at", get(row, "delivered_at")?)?,
     })
 }
 

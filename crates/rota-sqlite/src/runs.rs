@@ -20,7 +20,7 @@ const CHUNK: usize = 500;
 /// The claim: one statement picking and updating the jobs.
 pub(crate) const CLAIM_SQL: &str = concat!(
     "UPDATE rota_jobs SET state = 'running', attempt = attempt + 1, lease_token = ?1, \
-     lease_expires_at = ?2, started_at = ?3, node = ?4 \
+     lease_expires_at = ?2, started_at = ?3, node = ?4, revision = revision + 1 \
      WHERE id IN (SELECT j.id FROM rota_jobs j INDEXED BY rota_jobs_claim_idx \
          WHERE j.state = 'available' AND j.queue = ?5 AND j.attempt < j.max_attempts \
          AND (j.labels = '{}' OR NOT EXISTS (SELECT 1 FROM json_each(j.labels) l \
@@ -71,7 +71,8 @@ pub(crate) fn finish_sql(n: usize) -> String {
          errors = CASE WHEN p.err IS NULL THEN rota_jobs.errors \
              ELSE json_insert(rota_jobs.errors, '$[#]', json(p.err)) END, \
          output = COALESCE(p.output, rota_jobs.output), progress = COALESCE(p.progress, rota_jobs.progress), \
-         exit_code = COALESCE(p.exit_code, rota_jobs.exit_code), lease_token = NULL, lease_expires_at = NULL \
+         exit_code = COALESCE(p.exit_code, rota_jobs.exit_code), lease_token = NULL, lease_expires_at = NULL, \
+         revision = rota_jobs.revision + 1 \
          FROM p WHERE rota_jobs.id = p.id AND rota_jobs.state = 'running' AND rota_jobs.lease_token = p.tok \
          AND (p.expired_before IS NULL OR rota_jobs.lease_expires_at < p.expired_before) \
          RETURNING rota_jobs.id AS id, rota_jobs.queue AS queue, rota_jobs.state AS state",
@@ -224,7 +225,7 @@ pub(crate) async fn list_expired(
 }
 
 /// Promotion of due jobs, by the promotion index.
-pub(crate) const PROMOTE_SQL: &str = "UPDATE rota_jobs SET state = 'available' WHERE id IN (SELECT id FROM rota_jobs \
+pub(crate) const PROMOTE_SQL: &str = "UPDATE rota_jobs SET state = 'available', revision = revision + 1 WHERE id IN (SELECT id FROM rota_jobs \
      INDEXED BY rota_jobs_promote_idx WHERE state IN ('scheduled', 'retrying') AND run_at <= ? ORDER BY run_at, id LIMIT ?) RETURNING queue";
 
 /// Makes due scheduled and retrying jobs available; counts per queue.

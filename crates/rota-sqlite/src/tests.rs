@@ -1,5 +1,6 @@
 //! Unit tests that need the crate's internals: the writer's batching and
-//! failure isolation, and the query plans of the hot statements.
+//! failure isolation, the query plans of the hot statements, and the
+//! triggers of migration 0003.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,7 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::options::{SqliteOptions, connect_options_with};
 use crate::writer::{self, Counters, WriterHandle};
-use crate::{api_keys, jobs, migrate, nodes, runs};
+use crate::{api_keys, executions, jobs, migrate, nodes, runs, schedules, webhooks};
 
 async fn connection(
     dir: &tempfile::TempDir,
@@ -184,4 +185,122 @@ async fn hot_statements_use_their_indexes() {
             "full scan or sort in the plan of\n{sql}\n--- plan ---\n{p}"
         );
     }
+}
+
+#[tokio::test]
+async fn execution_schedule_and_webhook_statements_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) = connection(&dir).await;
+    // (statement, index, whether a sort of the selected rows is fine)
+    let cases: Vec<(&str, &str, bool)> = vec![
+        (
+            executions::STOP_WAITING_SQL,
+            "rota_jobs_execution_idx",
+            false,
+        ),
+        (
+            executions::STOP_RUNNING_SQL,
+            "rota_jobs_execution_idx",
+            false,
+        ),
+        (
+            executions::RUNNING_IDS_SQL,
+            "rota_jobs_execution_idx",
+            false,
+        ),
+        (executions::PRUNE_JOBS_SQL, "rota_jobs_execution_idx", false),
+        (executions::GET_SQL, "INTEGER PRIMARY KEY", false),
+        (schedules::DUE_SQL, "rota_schedules_due_idx", false),
+        (schedules::UNFINISHED_SQL, "rota_jobs_schedule_idx", false),
+        (schedules::FIRES_SQL, "rota_jobs_schedule_fire_idx", true),
+        (schedules::FIRES_SQL, "PRIMARY KEY", true),
+        (schedules::ADVANCE_SQL, "INTEGER PRIMARY KEY", false),
+        (webhooks::DUE_SQL, "rota_deliveries_due_idx", true),
+        (
+            webhooks::LIST_DELIVERIES_SQL,
+            "rota_deliveries_webhook_idx",
+            false,
+        ),
+        (webhooks::EVENTS_CONSUME_SQL, "INTEGER PRIMARY KEY", false),
+        // What the job triggers run against an execution.
+        (
+            "UPDATE rota_executions SET running = running + 1 WHERE id = ?",
+            "INTEGER PRIMARY KEY",
+            false,
+        ),
+    ];
+    for (sql, index, sort_ok) in cases {
+        let p = plan(&mut conn, sql).await;
+        assert!(
+            p.contains(index),
+            "expected {index} in the plan of\n{sql}\n--- plan ---\n{p}"
+        );
+        assert!(
+            !p.lines().any(|l| {
+                [
+                    "rota_jobs",
+                    "j",
+                    "rota_deliveries",
+                    "d",
+                    "rota_schedules",
+                    "rota_executions",
+                ]
+                .iter()
+                .any(|t| l == format!("SCAN {t}") || l.starts_with(&format!("SCAN {t} ")))
+            }),
+            "full scan in the plan of\n{sql}\n--- plan ---\n{p}"
+        );
+        assert!(
+            sort_ok || !p.contains("TEMP B-TREE"),
+            "sort in the plan of\n{sql}\n--- plan ---\n{p}"
+        );
+    }
+}
+
+/// The job triggers: one per statement kind on `rota_jobs`, each skipping
+/// jobs without an execution while no webhook exists (the hot path), and
+/// nothing else attached to the job table.
+#[tokio::test]
+async fn the_job_table_has_one_cheap_trigger_per_statement_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) = connection(&dir).await;
+    let rows = sqlx::query(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'rota_jobs' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let names: Vec<String> = rows.iter().map(|r| r.get("name")).collect();
+    assert_eq!(
+        names,
+        vec![
+            "rota_jobs_after_delete",
+            "rota_jobs_after_insert",
+            "rota_jobs_after_update"
+        ]
+    );
+    for r in &rows {
+        let sql: String = r.get("sql");
+        let when = &sql[sql.find("WHEN").unwrap()..sql.find("BEGIN").unwrap()];
+        assert!(
+            when.contains("execution_id IS NOT NULL"),
+            "{when} must skip jobs without an execution"
+        );
+    }
+    // A plain job with no webhook: the triggers write nothing.
+    sqlx::raw_sql(
+        "INSERT INTO rota_jobs (kind, queue, state, max_attempts, run_at, created_at) \
+         VALUES ('k', 'q', 'available', 1, 0, 0); \
+         UPDATE rota_jobs SET state = 'running'; DELETE FROM rota_jobs;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let written: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM rota_events) + (SELECT COUNT(*) FROM rota_executions)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(written, 0);
 }
