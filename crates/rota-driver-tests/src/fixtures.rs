@@ -10,8 +10,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rota_core::{AttemptError, ErrorKind, Job, JobState};
 use rota_driver::{
-    Driver, DriverError, JobCancelParams, JobClaimParams, JobFinishParams, JobInsertParams,
-    JobListParams, JobPromoteParams, Wakeup,
+    Driver, DriverError, EventRow, ExecutionInsertParams, ExecutionRow, JobCancelParams,
+    JobClaimParams, JobFinishParams, JobInsertParams, JobListParams, JobPromoteParams, Trigger,
+    Wakeup, WebhookInsertParams, WebhookRow,
 };
 use tokio::sync::broadcast;
 
@@ -444,4 +445,148 @@ pub async fn drain(rx: &mut broadcast::Receiver<Wakeup>) {
             Ok(Err(broadcast::error::RecvError::Closed)) => panic!("wake-up channel closed"),
         }
     }
+}
+
+/// Per-state counts from pairs (zero entries dropped).
+pub fn counts(pairs: &[(JobState, i64)]) -> BTreeMap<JobState, i64> {
+    pairs.iter().copied().filter(|(_, n)| *n != 0).collect()
+}
+
+/// `counts` without zero entries, so that a store listing every state and
+/// one omitting empty states compare equal.
+pub fn nonzero(counts: &BTreeMap<JobState, i64>) -> BTreeMap<JobState, i64> {
+    counts
+        .iter()
+        .filter(|(_, n)| **n != 0)
+        .map(|(s, n)| (*s, *n))
+        .collect()
+}
+
+/// Execution insert params: trigger `manual`, no attributes or message.
+pub fn execution(
+    owner_kind: &str,
+    owner_id: &str,
+    jobs: Vec<JobInsertParams>,
+    now: Timestamp,
+) -> ExecutionInsertParams {
+    ExecutionInsertParams {
+        owner_kind: owner_kind.to_owned(),
+        owner_id: owner_id.to_owned(),
+        trigger: Trigger::Manual,
+        attributes: BTreeMap::new(),
+        status_message: None,
+        jobs,
+        now,
+    }
+}
+
+/// Inserts an execution, expecting every job to be inserted; returns the
+/// row and the jobs in input order.
+pub async fn insert_execution(
+    driver: &Arc<dyn Driver>,
+    params: ExecutionInsertParams,
+) -> (ExecutionRow, Vec<Job>) {
+    let n = params.jobs.len();
+    let (row, jobs) = driver
+        .execution_insert(params.clone())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "execution_insert for {}/{} with {n} jobs failed: {e}",
+                params.owner_kind, params.owner_id
+            )
+        });
+    assert_eq!(jobs.len(), n, "execution_insert returns one result per job");
+    let jobs = jobs
+        .into_iter()
+        .map(|r| {
+            assert!(r.inserted, "expected a new job, got existing {:?}", r.job);
+            r.job
+        })
+        .collect();
+    (row, jobs)
+}
+
+/// The stored execution, which must exist.
+pub async fn get_execution(driver: &Arc<dyn Driver>, id: i64) -> ExecutionRow {
+    driver
+        .execution_get(id)
+        .await
+        .unwrap_or_else(|e| panic!("execution_get({id}) failed: {e}"))
+        .unwrap_or_else(|| panic!("execution {id} should exist"))
+}
+
+/// Asserts `result` is `NotFound` naming `entity` and `id`.
+pub fn assert_not_found_entity<T: std::fmt::Debug>(
+    result: Result<T, DriverError>,
+    entity: &str,
+    id: &str,
+    action: &str,
+) {
+    match result {
+        Err(DriverError::NotFound {
+            entity: got,
+            id: got_id,
+        }) => assert_eq!(
+            (got, got_id.as_str()),
+            (entity, id),
+            "{action}: NotFound must name entity `{entity}` and the id"
+        ),
+        other => panic!("{action} of missing {entity} {id}: expected NotFound, got {other:?}"),
+    }
+}
+
+/// Asserts `result` is `Conflict`.
+pub fn assert_conflict<T: std::fmt::Debug>(result: Result<T, DriverError>, action: &str) {
+    match result {
+        Err(DriverError::Conflict(_)) => {}
+        other => panic!("{action}: expected DriverError::Conflict, got {other:?}"),
+    }
+}
+
+/// Finishes every job (claimed with `lease_token`) to `state` at `now` in
+/// one call, expecting every finish to apply.
+pub async fn finish_all(
+    driver: &Arc<dyn Driver>,
+    jobs: &[Job],
+    lease_token: i64,
+    state: JobState,
+    now: Timestamp,
+) {
+    let params: Vec<JobFinishParams> = jobs
+        .iter()
+        .map(|j| finish_params(j, lease_token, state, now))
+        .collect();
+    let out = driver
+        .job_finish_many(params)
+        .await
+        .unwrap_or_else(|e| panic!("job_finish_many of {} jobs failed: {e}", jobs.len()));
+    assert!(
+        out.iter().all(|r| r.applied) && out.len() == jobs.len(),
+        "every finish to {state} applies: {out:?}"
+    );
+}
+
+/// Every unconsumed event (up to 10,000), oldest first.
+pub async fn events(driver: &Arc<dyn Driver>) -> Vec<EventRow> {
+    driver
+        .event_list(10_000)
+        .await
+        .unwrap_or_else(|e| panic!("event_list failed: {e}"))
+}
+
+/// A webhook subscribed to every job and execution event.
+pub async fn insert_webhook(driver: &Arc<dyn Driver>, url: &str, now: Timestamp) -> WebhookRow {
+    let params = WebhookInsertParams {
+        url: url.to_owned(),
+        events: vec!["job.*".into(), "execution.*".into(), "job.progress".into()],
+        kinds: Vec::new(),
+        owner_kinds: Vec::new(),
+        secret: "s3cret".into(),
+        now,
+    };
+    driver
+        .webhook_insert(&params)
+        .await
+        .unwrap_or_else(|e| panic!("webhook_insert({params:?}) failed: {e}"))
 }

@@ -309,12 +309,49 @@ macro_rules! conformance_suite {
                 api_key_revoke_is_idempotent_and_keeps_first_revoked_at,
                 api_key_duplicate_id_is_conflict,
             }
+            revisions(run_case) {
+                revision_starts_at_one_and_increments_on_state_changes,
+                revision_unchanged_without_state_change,
+            }
+            executions(run_case) {
+                execution_insert_with_jobs_counts_and_links,
+                execution_all_succeeded_is_succeeded,
+                execution_any_failed_is_failed,
+                execution_canceled_unless_failed,
+                execution_retry_of_failed_job_reopens_it,
+                execution_mark_only_without_jobs,
+                execution_stop_cancels_waiting_and_requests_running,
+                execution_prune_keeps_newest_per_owner,
+                execution_repair_on_consistent_store_finds_nothing,
+                execution_list_filters_and_pagination,
+            }
+            schedules(run_case) {
+                schedule_insert_get_list_update_delete,
+                schedule_due_orders_and_skips_paused,
+                schedule_fire_records_fires_and_creates_jobs,
+                schedule_fire_with_stale_expected_writes_nothing,
+                schedule_fire_same_fire_at_recorded_once,
+                concurrent_schedule_fire_has_one_winner,
+                schedule_fires_history_with_job_outcomes,
+                schedule_unfinished_counts_open_jobs,
+                db_now_is_close_to_system_time,
+            }
+            webhooks(run_case) {
+                no_events_without_webhooks,
+                job_changes_produce_ordered_events,
+                execution_status_changes_produce_events,
+                event_progress_records_progress_event,
+                delivery_create_consumes_events,
+                delivery_due_record_and_list,
+                webhook_delete_removes_deliveries,
+            }
             peers(run_peer_case) {
                 peer_sees_committed_writes_and_fences,
                 peer_claimers_never_share_a_job,
                 peer_unique_inserts_yield_one_job,
                 peer_insert_wakes_subscriber,
                 peer_elections_have_one_winner,
+                peer_schedule_fire_has_one_winner,
             }
         }
     };

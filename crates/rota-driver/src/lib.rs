@@ -113,7 +113,9 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     /// `available`; returns how many per queue.
     async fn job_promote_due(&self, params: &JobPromoteParams) -> Result<Vec<QueueCount>>;
 
-    /// Deletes finished jobs by age and/or count; returns how many.
+    /// Deletes finished jobs by age and/or count; returns how many. Jobs of
+    /// an execution are not pruned here: execution retention deletes them
+    /// with their execution, so a finished execution's figures never change.
     async fn job_prune(&self, params: &JobPruneParams) -> Result<u64>;
 
     /// Pauses a queue (its jobs stay, nothing is claimed). Idempotent.

@@ -451,19 +451,23 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, id: i64) -> Result<Job> 
 
 /// Deletes the oldest finished jobs that finished before a time.
 pub(crate) const PRUNE_AGE_SQL: &str = "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
-     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') AND finished_at < ? ORDER BY finished_at, id LIMIT ?)";
+     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') AND execution_id IS NULL \
+     AND finished_at < ? ORDER BY finished_at, id LIMIT ?)";
 
 /// Deletes the oldest finished jobs beyond the newest N (N ≥ 1): finds the
 /// N-th newest `(finished_at, id)` by a short descending index walk, then
 /// deletes upwards from the oldest, both in index order.
 pub(crate) const PRUNE_KEEP_SQL: &str = "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
-     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') \
+     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') AND execution_id IS NULL \
      AND (finished_at, id) < (SELECT finished_at, id FROM rota_jobs INDEXED BY rota_jobs_finished_idx \
-         WHERE state IN ('succeeded', 'failed', 'canceled') ORDER BY finished_at DESC, id DESC LIMIT 1 OFFSET ?) \
+         WHERE state IN ('succeeded', 'failed', 'canceled') AND execution_id IS NULL \
+         ORDER BY finished_at DESC, id DESC LIMIT 1 OFFSET ?) \
      ORDER BY finished_at, id LIMIT ?)";
 
 /// Deletes finished jobs that finished before `finished_before` and those
 /// beyond the newest `keep_last` (by `finished_at`, id), at most `limit`.
+/// Jobs of executions are left to execution retention, so pruning never
+/// rewrites a finished execution's figures.
 pub(crate) async fn prune(conn: &mut SqliteConnection, p: &JobPruneParams) -> Result<u64> {
     let mut left = i64::from(p.limit);
     let mut deleted = 0u64;

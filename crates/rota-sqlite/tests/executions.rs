@@ -389,8 +389,8 @@ async fn delete_prune_and_users_own_writes_keep_counters() {
     assert_eq!(failed.status, ExecutionStatus::Failed);
     assert_eq!(failed.ended_at, Some(at(4)));
 
-    // Pruning finished jobs keeps the figures right; with no job left the
-    // status stays what it was.
+    // Job pruning leaves an execution's jobs to execution retention, so a
+    // finished execution's figures never change under it.
     let pruned = driver
         .job_prune(&JobPruneParams {
             finished_before: None,
@@ -399,10 +399,10 @@ async fn delete_prune_and_users_own_writes_keep_counters() {
         })
         .await
         .unwrap();
-    assert_eq!(pruned, 2);
-    let empty = execution(&driver, x.id).await;
-    assert!(empty.counts.is_empty(), "{:?}", empty.counts);
-    assert_eq!(empty.status, ExecutionStatus::Failed);
+    assert_eq!(pruned, 0);
+    let kept = execution(&driver, x.id).await;
+    assert_eq!(kept.counts, failed.counts);
+    assert_eq!(kept.status, ExecutionStatus::Failed);
     assert_eq!(driver.execution_repair(0).await.unwrap(), Vec::new());
 }
 

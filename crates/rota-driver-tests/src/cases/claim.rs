@@ -307,8 +307,8 @@ pub async fn claim_label_selector_is_a_subset_match(driver: Arc<dyn Driver>) {
 }
 
 /// A claimed job is `running` with `attempt + 1`, `started_at = now`,
-/// `node = node_id` and the given lease expiry; the row returned equals the
-/// stored row and nothing else changed.
+/// `node = node_id`, the given lease expiry and `revision + 1`; the row
+/// returned equals the stored row and nothing else changed.
 pub async fn claim_sets_running_fields(driver: Arc<dyn Driver>) {
     let q = queue("fields");
     let before = insert(
@@ -352,11 +352,12 @@ pub async fn claim_sets_running_fields(driver: Arc<dyn Driver>) {
         node: Some("node-a".into()),
         lease_expires_at: Some(at(31)),
         lease_token: Some(params.lease_token),
+        revision: before.revision + 1,
         ..before
     };
     assert_eq!(
         got, &expected,
-        "claim changes only state, attempt, started_at, node, lease"
+        "claim changes only state, attempt, started_at, node, lease and revision (+1)"
     );
     assert_eq!(
         &get(&driver, got.id).await,

@@ -41,6 +41,9 @@ fn assert_fresh_row(job: &Job, p: &JobInsertParams) {
     assert_eq!(job.lease_token, None, "lease_token: {ctx}");
     assert_eq!(job.cancel_requested_at, None, "cancel_requested_at: {ctx}");
     assert_eq!(job.exit_code, None, "exit_code: {ctx}");
+    assert_eq!(job.execution_id, None, "execution_id: {ctx}");
+    assert_eq!(job.schedule_id, None, "schedule_id: {ctx}");
+    assert_eq!(job.revision, 1, "revision starts at 1: {ctx}");
 }
 
 /// `job_insert_many` returns one row per spec in input order, each the full

@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod cancel_retry;
 pub mod claim;
+pub mod executions;
 pub mod finish;
 pub mod insert;
 pub mod leader;
@@ -16,5 +17,8 @@ pub mod maintenance;
 pub mod nodes;
 pub mod peers;
 pub mod queues;
+pub mod revisions;
+pub mod schedules;
 pub mod state_machine;
 pub mod store;
+pub mod webhooks;

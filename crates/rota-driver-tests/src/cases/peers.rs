@@ -224,3 +224,9 @@ pub async fn peer_elections_have_one_winner(driver: Arc<dyn Driver>, peer: Arc<d
         "both instances see the same leader"
     );
 }
+
+/// Concurrent fires of one schedule with the same expected next fire,
+/// through both instances: exactly one applies, one fire and its jobs exist.
+pub async fn peer_schedule_fire_has_one_winner(driver: Arc<dyn Driver>, peer: Arc<dyn Driver>) {
+    crate::cases::schedules::race_schedule_fire(vec![driver, peer]).await;
+}
