@@ -69,6 +69,18 @@ pub(crate) enum Command {
     /// List and drain worker nodes (over HTTP).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// List, inspect and stop executions: groups of jobs run for an owner
+    /// (over HTTP).
+    #[command(subcommand)]
+    Execution(ExecutionCommand),
+    /// Create and control schedules: jobs fired on a cron rule or an
+    /// interval, exactly once per fire across the cluster (over HTTP).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Subscribe URLs to job and execution status events; see their
+    /// deliveries (over HTTP, admin key).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Manage API keys (directly in the database, so the first key can be
     /// made before a server listens publicly).
     #[command(subcommand)]
@@ -282,14 +294,11 @@ pub(crate) enum JobCommand {
     },
 }
 
-/// `rota job submit`.
+/// What a job runs: a shell command (`-- COMMAND ARGS...` or `--script`),
+/// or another kind with JSON args. Shared by `job submit` and `schedule
+/// create`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  rota job submit -- echo hello\n  rota job submit --wait \
-    --timeout 10m --label region=eu -- pg_dump -Fc app\n  rota job submit --script 'tar czf \
-    /tmp/x.tgz /srv && echo ok'\n  rota job submit --kind send_email --args '{\"to\": \"a@b.c\"}'"
-)]
-pub(crate) struct SubmitArgs {
+pub(crate) struct PayloadArgs {
     /// The program and its arguments, run directly (no shell).
     #[arg(
         value_name = "COMMAND",
@@ -320,6 +329,18 @@ pub(crate) struct SubmitArgs {
     /// Job args as JSON (`@FILE` reads a file), with --kind.
     #[arg(long, value_name = "JSON", requires = "kind")]
     pub(crate) args: Option<String>,
+}
+
+/// `rota job submit`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  rota job submit -- echo hello\n  rota job submit --wait \
+    --timeout 10m --label region=eu -- pg_dump -Fc app\n  rota job submit --script 'tar czf \
+    /tmp/x.tgz /srv && echo ok'\n  rota job submit --kind send_email --args '{\"to\": \"a@b.c\"}'"
+)]
+pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    pub(crate) payload: PayloadArgs,
     /// Queue [default: default].
     #[arg(short, long)]
     pub(crate) queue: Option<String>,
@@ -438,6 +459,306 @@ pub(crate) enum NodeCommand {
     },
 }
 
+/// `--limit`, `--after`, `--all` of paged lists.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PageArgs {
+    /// Page size, 1..=10000 [default: 50, or 1000 with --all].
+    #[arg(short, long)]
+    pub(crate) limit: Option<u32>,
+    /// Cursor: the `next` of the previous page.
+    #[arg(long, value_name = "CURSOR")]
+    pub(crate) after: Option<String>,
+    /// Fetch every page.
+    #[arg(long, conflicts_with = "after")]
+    pub(crate) all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExecutionCommand {
+    /// List executions, newest first, with their job counts.
+    List(ExecutionListArgs),
+    /// Show one execution: status, job counts, and its newest jobs (with
+    /// -o json: the execution alone; see `execution jobs`).
+    Show {
+        /// Execution id.
+        id: i64,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// List the jobs of an execution, newest first.
+    Jobs {
+        /// Execution id.
+        id: i64,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Stop an execution: cancel every unfinished job of it (running ones
+    /// are stopped and end canceled).
+    Stop {
+        /// Execution id.
+        id: i64,
+        /// Wait until its jobs have ended.
+        #[arg(short, long)]
+        wait: bool,
+        /// Give up waiting after this long (exit 4; the stop goes on).
+        #[arg(long, value_name = "DURATION", requires = "wait")]
+        wait_timeout: Option<String>,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+}
+
+/// `rota execution list`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecutionListArgs {
+    /// Owner type, e.g. replication.
+    #[arg(long, value_name = "KIND")]
+    pub(crate) owner_kind: Option<String>,
+    /// Owner id, e.g. 42.
+    #[arg(long, value_name = "ID")]
+    pub(crate) owner_id: Option<String>,
+    /// Statuses, comma-separated: running, succeeded, failed, canceled,
+    /// error.
+    #[arg(short, long)]
+    pub(crate) status: Option<String>,
+    /// Attribute filter K=V (repeatable; all must match).
+    #[arg(long = "attr", value_name = "K=V")]
+    pub(crate) attrs: Vec<String>,
+    #[command(flatten)]
+    pub(crate) page: PageArgs,
+    #[command(flatten)]
+    pub(crate) http: HttpArgs,
+}
+
+/// A schedule's overlap policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Policy {
+    /// One job per fire however many schedulers run (the default).
+    Interval,
+    /// Never two runs at once cluster-wide (see --on-overlap).
+    Alone,
+    /// One job per live node matching the job's labels, per fire.
+    Common,
+}
+
+/// What an `alone` schedule does with a fire while a run is unfinished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnOverlapArg {
+    /// Record the fire as skipped (the default).
+    Skip,
+    /// Keep it due until the running one ends.
+    Queue,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// Create a schedule firing a shell job (`-- COMMAND ARGS...` or
+    /// --script) or a job of another kind (--kind K --args JSON); prints
+    /// its id.
+    Create(Box<ScheduleCreateArgs>),
+    /// Every schedule with its rule and next fire.
+    List {
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Show one schedule: rule, job, next and last fire, average run time.
+    Show {
+        /// Schedule id or name.
+        schedule: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Stop firing until resumed.
+    Pause {
+        /// Schedule id or name.
+        schedule: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Fire again, from now on (fires missed while paused are not made
+    /// up).
+    Resume {
+        /// Schedule id or name.
+        schedule: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Fire now, once (a manual run; its overlap policy applies).
+    Trigger {
+        /// Schedule id or name.
+        schedule: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Delete a schedule and its run history (its jobs stay).
+    Delete {
+        /// Schedule id or name.
+        schedule: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Run history, newest fire first, with outcome and duration.
+    Runs {
+        /// Schedule id or name.
+        schedule: String,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+}
+
+/// `rota schedule create`.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("rule").required(true).args(["cron", "every"])),
+    after_help = "A SCHEDULE argument of the other subcommands is an id, or a name that is not \
+    all digits.\n\nExamples:\n  rota schedule create tick --every 30s -- echo tick\n  rota \
+    schedule create backup --cron '0 30 2 * * *' --tz Europe/Berlin --policy alone -- \
+    /usr/local/bin/backup\n  rota schedule create report --cron '@daily' --kind report --args \
+    '{\"day\": \"yesterday\"}'"
+)]
+pub(crate) struct ScheduleCreateArgs {
+    /// Unique name: letters, digits, `_`, `-`, `.`, `:`.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) payload: PayloadArgs,
+    /// Cron rule: 5 fields, or 6 with leading seconds (`*/5 * * * * *`),
+    /// or `@hourly`, `@daily`, ...
+    #[arg(long, value_name = "EXPR")]
+    pub(crate) cron: Option<String>,
+    /// Fixed interval instead of a cron rule, e.g. 30s, 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) every: Option<String>,
+    /// IANA time zone of the cron rule, e.g. Europe/Berlin [default: UTC].
+    #[arg(long = "tz", value_name = "ZONE")]
+    pub(crate) timezone: Option<String>,
+    /// Overlap policy [default: interval].
+    #[arg(long, value_enum)]
+    pub(crate) policy: Option<Policy>,
+    /// With --policy alone: skip a fire due while a run is unfinished, or
+    /// queue it [default: skip].
+    #[arg(long, value_enum)]
+    pub(crate) on_overlap: Option<OnOverlapArg>,
+    /// Fires missed while no scheduler ran: none, latest, or all:N (the
+    /// newest N of them) [default: latest].
+    #[arg(long, value_name = "POLICY")]
+    pub(crate) catch_up: Option<String>,
+    /// Queue of the jobs [default: default].
+    #[arg(short, long)]
+    pub(crate) queue: Option<String>,
+    /// Priority of the jobs, 0 (first) to 9 (last) [default: 0].
+    #[arg(short, long)]
+    pub(crate) priority: Option<i64>,
+    /// Attempts per job.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<i64>,
+    /// Time limit per attempt, e.g. 30s.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) timeout: Option<String>,
+    /// Node selector label (repeatable): only nodes with all of them run
+    /// the jobs; with --policy common, every such node gets one.
+    #[arg(long = "label", value_name = "K=V")]
+    pub(crate) labels: Vec<String>,
+    /// Queryable attribute of the jobs (repeatable).
+    #[arg(long = "attr", value_name = "K=V")]
+    pub(crate) attrs: Vec<String>,
+    /// Wrap each fire's jobs in an execution of this owner type (with
+    /// --owner-id).
+    #[arg(long, value_name = "KIND", requires = "owner_id")]
+    pub(crate) owner_kind: Option<String>,
+    /// Owner id of those executions.
+    #[arg(long, value_name = "ID", requires = "owner_kind")]
+    pub(crate) owner_id: Option<String>,
+    /// Back off while runs keep failing (server defaults: 1s doubling up
+    /// to 1h, reset after 1h without failure); implied by --backoff-*.
+    #[arg(long)]
+    pub(crate) backoff: bool,
+    /// Wait after the first failed run.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) backoff_initial: Option<String>,
+    /// Longest backoff wait.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) backoff_max: Option<String>,
+    /// After this long without a failure the backoff starts afresh
+    /// (`never`: it does not).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) backoff_reset: Option<String>,
+    #[command(flatten)]
+    pub(crate) http: HttpArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhookCommand {
+    /// Subscribe a URL to status events; prints the subscription id.
+    /// Requests are signed: `Rota-Signature: t=<unix>,v1=<hex
+    /// HMAC-SHA256(secret, "<t>.<body>")>`.
+    Create(WebhookCreateArgs),
+    /// Every subscription (never secrets).
+    List {
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Remove a subscription and its deliveries.
+    Delete {
+        /// Webhook id.
+        id: i64,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Deliveries of a subscription, newest first, with their attempts.
+    Deliveries {
+        /// Webhook id.
+        id: i64,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+}
+
+/// `rota webhook create`.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("signing").required(true).args(["secret", "secret_file"])),
+    after_help = "Examples:\n  rota webhook create https://hooks.example/rota --event 'job.*' \
+    --secret \"$SECRET\"\n  rota webhook create http://10.0.0.5/x --event job.failed,execution.* \
+    --kind backup --secret-file /etc/rota/hook.secret"
+)]
+pub(crate) struct WebhookCreateArgs {
+    /// Receiver URL (http:// or https://).
+    pub(crate) url: String,
+    /// Event pattern (repeatable or comma-separated): `job.*`,
+    /// `job.succeeded`, `job.progress`, `execution.*`, `*` [default: every
+    /// event].
+    #[arg(long = "event", value_name = "PATTERN", value_delimiter = ',')]
+    pub(crate) events: Vec<String>,
+    /// Signing secret, 16..=1024 bytes [env: ROTA_WEBHOOK_SECRET].
+    #[arg(
+        long,
+        env = "ROTA_WEBHOOK_SECRET",
+        hide_env = true,
+        hide_env_values = true
+    )]
+    pub(crate) secret: Option<String>,
+    /// Read the signing secret from this file (`-`: standard input;
+    /// trailing newlines dropped).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_file: Option<PathBuf>,
+    /// Only jobs of this kind (repeatable or comma-separated) [default:
+    /// any].
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',')]
+    pub(crate) kinds: Vec<String>,
+    /// Only executions of this owner type (repeatable or comma-separated)
+    /// [default: any].
+    #[arg(long = "owner-kind", value_name = "KIND", value_delimiter = ',')]
+    pub(crate) owner_kinds: Vec<String>,
+    #[command(flatten)]
+    pub(crate) http: HttpArgs,
+}
+
 /// A key scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Scope {
@@ -514,12 +835,12 @@ mod tests {
             panic!("not submit")
         };
         assert!(s.wait);
-        assert_eq!(s.command, ["echo", "-n", "hi"]);
+        assert_eq!(s.payload.command, ["echo", "-n", "hi"]);
         let cli = Cli::try_parse_from(["rota", "job", "submit", "ls", "-l"]).unwrap();
         let Command::Job(JobCommand::Submit(s)) = cli.command else {
             panic!("not submit")
         };
-        assert_eq!(s.command, ["ls", "-l"]);
+        assert_eq!(s.payload.command, ["ls", "-l"]);
         assert!(Cli::try_parse_from(["rota", "job", "submit", "--kind", "k", "--", "ls"]).is_err());
         assert!(Cli::try_parse_from(["rota", "job", "submit", "--at", "x", "--in", "1m"]).is_err());
     }

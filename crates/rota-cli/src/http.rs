@@ -218,6 +218,18 @@ impl Api {
         Ok(self.send(req, &url).await?.1)
     }
 
+    /// `POST path?query` without a body, with the answer's status (202
+    /// from a stop whose wait ran out).
+    pub(crate) async fn action_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<(StatusCode, T), HttpError> {
+        let url = self.url(path, query);
+        let req = self.request(Method::POST, url.clone());
+        self.send(req, &url).await
+    }
+
     /// `DELETE path`.
     pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, HttpError> {
         let url = self.url(path, &[]);

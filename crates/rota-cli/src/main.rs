@@ -4,8 +4,9 @@
 //! The binary is a thin face over the library: `rota server` serves
 //! `rota_server::router` over a `rota::Client` with the shell kind
 //! registered; `rota worker` runs the same client without HTTP; the other
-//! commands are HTTP calls (`job`, `queue`, `node`) or direct store access
-//! (`key`, `migrate`). Exit codes are in [`exit::Exit`].
+//! commands are HTTP calls (`job`, `queue`, `node`, `execution`, `schedule`,
+//! `webhook`) or direct store access (`key`, `migrate`). Exit codes are in
+//! [`exit::Exit`].
 
 use std::process::ExitCode;
 use std::time::Duration;

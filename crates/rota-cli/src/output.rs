@@ -134,6 +134,52 @@ pub(crate) fn age(secs: f64) -> String {
     }
 }
 
+/// A colour for a status word of executions, runs and deliveries (the
+/// job states' colours, by name).
+pub(crate) fn status(word: &str) -> String {
+    let style = match word {
+        "succeeded" | "delivered" | "fired" | "active" => AnsiColor::Green.on_default(),
+        "failed" | "error" | "dead" => AnsiColor::Red.on_default(),
+        "canceled" => AnsiColor::Magenta.on_default(),
+        "running" => AnsiColor::Cyan.on_default(),
+        "pending" | "paused" | "skipped" => AnsiColor::Yellow.on_default(),
+        _ => Style::new(),
+    };
+    paint(word, style)
+}
+
+/// `t` relative to now, short: `in 4s`, `3m ago`.
+pub(crate) fn relative(t: Timestamp) -> String {
+    let secs = t.duration_since(Timestamp::now()).as_secs_f64();
+    if secs >= 0.0 {
+        format!("in {}", age(secs.ceil()))
+    } else {
+        format!("{} ago", age(-secs))
+    }
+}
+
+/// A run time: `12ms`, `2.5s`, `3m`, `2h`.
+pub(crate) fn duration(secs: f64) -> String {
+    let s = secs.max(0.0);
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 10.0 {
+        format!("{s:.1}s")
+    } else {
+        age(s)
+    }
+}
+
+/// Prints `name value` rows, names in bold (`show` commands).
+pub(crate) fn print_fields(rows: Vec<(&str, String)>) -> anyhow::Result<()> {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    for (k, v) in rows {
+        t.add_row(vec![paint(k, HEADER), v]);
+    }
+    print_table(&t)
+}
+
 /// `-` for nothing.
 pub(crate) fn or_dash(s: Option<String>) -> String {
     s.filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into())
@@ -149,6 +195,9 @@ mod tests {
         assert_eq!(age(180.0), "3m");
         assert_eq!(age(7200.0), "2h");
         assert_eq!(age(-1.0), "0s");
+        assert_eq!(duration(0.0049), "5ms");
+        assert_eq!(duration(2.54), "2.5s");
+        assert_eq!(duration(125.0), "2m");
     }
 
     #[test]

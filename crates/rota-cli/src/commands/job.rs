@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Ctx;
-use crate::cli::{Format, JobCommand, ListArgs, SubmitArgs, WaitArgs};
+use crate::cli::{Format, JobCommand, ListArgs, PayloadArgs, SubmitArgs, WaitArgs};
 use crate::config::{parse_duration, parse_kv};
 use crate::exit::{Exit, Fail};
 use crate::http::{Api, HttpError, Problem};
@@ -49,12 +49,12 @@ pub(crate) async fn run(cmd: JobCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     }
 }
 
-fn job_path(id: i64) -> String {
+pub(crate) fn job_path(id: i64) -> String {
     format!("/v1/jobs/{id}")
 }
 
 /// `K=V` items of a repeatable flag as a map.
-fn kv_map(items: &[String], flag: &str) -> Result<BTreeMap<String, String>, Fail> {
+pub(crate) fn kv_map(items: &[String], flag: &str) -> Result<BTreeMap<String, String>, Fail> {
     items
         .iter()
         .map(|i| parse_kv(i).map_err(|e| Fail::usage(format!("{flag}: {e}"))))
@@ -73,8 +73,8 @@ fn read_input(path: &Path, what: &str) -> Result<String, Fail> {
     Ok(s)
 }
 
-/// The kind and args of the job to submit.
-fn payload(a: &SubmitArgs) -> Result<(String, Value), Fail> {
+/// The kind and args of the job to submit (or to schedule).
+pub(crate) fn payload(a: &PayloadArgs) -> Result<(String, Value), Fail> {
     if let Some(kind) = &a.kind {
         let text = match a.args.as_deref() {
             Some(s) => match s.strip_prefix('@') {
@@ -118,12 +118,12 @@ fn payload(a: &SubmitArgs) -> Result<(String, Value), Fail> {
     Ok((rota_shell::KIND.to_owned(), Value::Object(args)))
 }
 
-fn non_empty(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+pub(crate) fn non_empty(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
     (!m.is_empty()).then_some(m)
 }
 
 async fn submit(api: &Api, a: SubmitArgs, format: Format) -> anyhow::Result<Exit> {
-    let (kind, args) = payload(&a)?;
+    let (kind, args) = payload(&a.payload)?;
     let wait_timeout = a
         .wait_timeout
         .as_deref()
@@ -431,10 +431,10 @@ fn list_query(a: &ListArgs) -> Result<Vec<(String, String)>, Fail> {
     Ok(q)
 }
 
-/// What a job runs, short: the shell command line, or the args as JSON.
-fn summary(job: &JobView) -> String {
-    let s = if job.kind == rota_shell::KIND {
-        match (job.args.get("command"), job.args.get("script")) {
+/// What a job runs: the shell command line, or the args as JSON.
+pub(crate) fn command_line(kind: &str, args: &Value) -> String {
+    if kind == rota_shell::KIND {
+        match (args.get("command"), args.get("script")) {
             (Some(Value::Array(argv)), _) => argv
                 .iter()
                 .map(|a| {
@@ -445,17 +445,46 @@ fn summary(job: &JobView) -> String {
                 .collect::<Vec<_>>()
                 .join(" "),
             (_, Some(Value::String(script))) => format!("sh -c {script:?}"),
-            _ => job.args.to_string(),
+            _ => args.to_string(),
         }
     } else {
-        job.args.to_string()
-    };
-    let s = s.replace(['\n', '\r', '\t'], " ");
+        args.to_string()
+    }
+}
+
+/// [`command_line`] on one line, cut to a table column's width.
+pub(crate) fn short_command(kind: &str, args: &Value) -> String {
+    let s = command_line(kind, args).replace(['\n', '\r', '\t'], " ");
     if s.chars().count() > ARGS_WIDTH {
         format!("{}…", s.chars().take(ARGS_WIDTH - 1).collect::<String>())
     } else {
         s
     }
+}
+
+/// What a job runs, short.
+fn summary(job: &JobView) -> String {
+    short_command(&job.kind, &job.args)
+}
+
+/// The table of `job list` (also under `execution show`).
+pub(crate) fn print_jobs(jobs: &[JobView]) -> anyhow::Result<()> {
+    let mut t = output::table(&[
+        "ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "NODE", "CREATED", "ARGS",
+    ]);
+    for j in jobs {
+        t.add_row(vec![
+            j.id.to_string(),
+            output::state(j.state),
+            j.kind.clone(),
+            j.queue.clone(),
+            format!("{}/{}", j.attempt, j.max_attempts),
+            output::or_dash(j.node.clone()),
+            format!("{} ago", output::ago(j.created_at)),
+            summary(j),
+        ]);
+    }
+    output::print_table(&t)
 }
 
 async fn list(api: &Api, a: ListArgs, format: Format) -> anyhow::Result<Exit> {
@@ -480,22 +509,7 @@ async fn list(api: &Api, a: ListArgs, format: Format) -> anyhow::Result<Exit> {
             next: next.clone(),
         })?,
         Format::Table => {
-            let mut t = output::table(&[
-                "ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "NODE", "CREATED", "ARGS",
-            ]);
-            for j in &jobs {
-                t.add_row(vec![
-                    j.id.to_string(),
-                    output::state(j.state),
-                    j.kind.clone(),
-                    j.queue.clone(),
-                    format!("{}/{}", j.attempt, j.max_attempts),
-                    output::or_dash(j.node.clone()),
-                    format!("{} ago", output::ago(j.created_at)),
-                    summary(j),
-                ]);
-            }
-            output::print_table(&t)?;
+            print_jobs(&jobs)?;
             if let Some(n) = &next {
                 output::note(&format!("more jobs: add --after {n} (or --all)"));
             }
@@ -546,6 +560,12 @@ async fn show(api: &Api, id: i64, format: Format) -> anyhow::Result<Exit> {
     if let Some(t) = job.cancel_requested_at {
         rows.push(("cancel requested", output::time(t)));
     }
+    if let Some(e) = job.execution_id {
+        rows.push(("execution", e.to_string()));
+    }
+    if let Some(s) = job.schedule_id {
+        rows.push(("schedule", s.to_string()));
+    }
     let errors: Vec<String> = job
         .errors
         .iter()
@@ -566,12 +586,7 @@ async fn show(api: &Api, id: i64, format: Format) -> anyhow::Result<Exit> {
     if !errors.is_empty() {
         rows.push(("errors", errors.join("\n")));
     }
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::NOTHING);
-    for (k, v) in rows {
-        t.add_row(vec![output::paint(k, anstyle::Style::new().bold()), v]);
-    }
-    output::print_table(&t)?;
+    output::print_fields(rows)?;
     Ok(Exit::Success)
 }
 
@@ -643,21 +658,22 @@ mod tests {
 
     #[test]
     fn shell_payloads() {
-        let (kind, args) = payload(&submit_args(&["--env", "A=1", "--", "echo", "hi"])).unwrap();
+        let (kind, args) =
+            payload(&submit_args(&["--env", "A=1", "--", "echo", "hi"]).payload).unwrap();
         assert_eq!(kind, "shell");
         assert_eq!(args, json!({"command": ["echo", "hi"], "env": {"A": "1"}}));
-        let (_, args) = payload(&submit_args(&["--script", "echo $A"])).unwrap();
+        let (_, args) = payload(&submit_args(&["--script", "echo $A"]).payload).unwrap();
         assert_eq!(args, json!({"script": "echo $A"}));
-        assert!(payload(&submit_args(&[])).is_err());
-        assert!(payload(&submit_args(&["--env", "novalue", "--", "true"])).is_err());
+        assert!(payload(&submit_args(&[]).payload).is_err());
+        assert!(payload(&submit_args(&["--env", "novalue", "--", "true"]).payload).is_err());
     }
 
     #[test]
     fn kind_payloads() {
         let (kind, args) =
-            payload(&submit_args(&["--kind", "mail", "--args", r#"{"to":"a"}"#])).unwrap();
+            payload(&submit_args(&["--kind", "mail", "--args", r#"{"to":"a"}"#]).payload).unwrap();
         assert_eq!((kind.as_str(), args), ("mail", json!({"to": "a"})));
-        let e = payload(&submit_args(&["--kind", "mail", "--args", "{nope"])).unwrap_err();
+        let e = payload(&submit_args(&["--kind", "mail", "--args", "{nope"]).payload).unwrap_err();
         assert_eq!(e.exit, Exit::Usage);
     }
 

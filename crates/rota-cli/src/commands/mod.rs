@@ -3,18 +3,26 @@
 use anyhow::Context as _;
 use std::io::IsTerminal as _;
 
-use crate::cli::{Cli, Command, Format, JobCommand, KeyCommand, NodeCommand, QueueCommand};
+use serde::de::DeserializeOwned;
+
+use crate::cli::{
+    Cli, Command, ExecutionCommand, Format, JobCommand, KeyCommand, NodeCommand, PageArgs,
+    QueueCommand, ScheduleCommand, WebhookCommand,
+};
 use crate::config::{Config, Flags};
 use crate::exit::Exit;
 use crate::http::Api;
 
 mod bench;
+mod execution;
 mod job;
 mod key;
 mod migrate;
 mod node;
 mod queue;
+mod schedule;
 mod server;
+mod webhook;
 mod worker;
 
 /// What every command gets: the merged settings and the output format.
@@ -28,6 +36,41 @@ impl Ctx {
     /// An API client from `server` and `api_key`.
     pub(crate) fn api(&self) -> anyhow::Result<Api> {
         Api::new(self.cfg.server()?, self.cfg.api_key()?)
+    }
+}
+
+/// Page size of `--all`.
+const ALL_PAGE: u32 = 1000;
+/// Page size otherwise.
+const DEFAULT_PAGE: u32 = 50;
+
+/// Fetches a paged list at `path?query&limit=..&after=..`: one page, or
+/// every page with `--all`. `split` takes a page apart into its items and
+/// its `next` cursor; returns the items and the cursor after them.
+pub(crate) async fn fetch_pages<P: DeserializeOwned, I>(
+    api: &Api,
+    path: &str,
+    query: Vec<(String, String)>,
+    page: &PageArgs,
+    split: impl Fn(P) -> (Vec<I>, Option<String>),
+) -> anyhow::Result<(Vec<I>, Option<String>)> {
+    let limit = page
+        .limit
+        .unwrap_or(if page.all { ALL_PAGE } else { DEFAULT_PAGE });
+    let mut after = page.after.clone();
+    let mut items = Vec::new();
+    loop {
+        let mut q = query.clone();
+        q.push(("limit".to_owned(), limit.to_string()));
+        if let Some(c) = &after {
+            q.push(("after".to_owned(), c.clone()));
+        }
+        let (batch, next) = split(api.get(path, &q).await?);
+        items.extend(batch);
+        match next {
+            Some(n) if page.all => after = Some(n),
+            other => return Ok((items, other)),
+        }
     }
 }
 
@@ -53,6 +96,28 @@ fn flags(command: &Command) -> Flags {
         },
         Command::Node(n) => match n {
             NodeCommand::List { http } | NodeCommand::Drain { http, .. } => http.flags(),
+        },
+        Command::Execution(e) => match e {
+            ExecutionCommand::List(a) => a.http.flags(),
+            ExecutionCommand::Show { http, .. }
+            | ExecutionCommand::Jobs { http, .. }
+            | ExecutionCommand::Stop { http, .. } => http.flags(),
+        },
+        Command::Schedule(s) => match s {
+            ScheduleCommand::Create(a) => a.http.flags(),
+            ScheduleCommand::List { http }
+            | ScheduleCommand::Show { http, .. }
+            | ScheduleCommand::Pause { http, .. }
+            | ScheduleCommand::Resume { http, .. }
+            | ScheduleCommand::Trigger { http, .. }
+            | ScheduleCommand::Delete { http, .. }
+            | ScheduleCommand::Runs { http, .. } => http.flags(),
+        },
+        Command::Webhook(w) => match w {
+            WebhookCommand::Create(a) => a.http.flags(),
+            WebhookCommand::List { http }
+            | WebhookCommand::Delete { http, .. }
+            | WebhookCommand::Deliveries { http, .. } => http.flags(),
         },
         Command::Key(k) => match k {
             KeyCommand::Create { db, .. }
@@ -104,6 +169,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Job(c) => job::run(c, &ctx).await,
         Command::Queue(c) => queue::run(c, &ctx).await,
         Command::Node(c) => node::run(c, &ctx).await,
+        Command::Execution(c) => execution::run(c, &ctx).await,
+        Command::Schedule(c) => schedule::run(c, &ctx).await,
+        Command::Webhook(c) => webhook::run(c, &ctx).await,
         Command::Key(c) => key::run(c, &ctx).await,
         Command::Migrate(a) => migrate::run(a.action, &ctx).await,
         Command::Bench(a) => bench::run(&a, &ctx).await,
