@@ -278,10 +278,9 @@ impl Client {
                 .await?;
             if out.applied {
                 let fires = self.schedule_history(id, None, 20).await?;
-                return fires
-                    .into_iter()
-                    .find(|f| f.fire_at == now)
-                    .ok_or_else(|| Error::Conflict("the triggered run was not recorded; trigger again".into()));
+                return fires.into_iter().find(|f| f.fire_at == now).ok_or_else(|| {
+                    Error::Conflict("the triggered run was not recorded; trigger again".into())
+                });
             }
         }
         Err(Error::Conflict(

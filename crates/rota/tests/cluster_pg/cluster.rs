@@ -89,8 +89,8 @@ impl Worker for Stamp {
         )))
         .bind(ctx.id())
         .bind(a.slow)
-        .bind(start.as_microsecond() as i64)
-        .bind(end.as_microsecond() as i64)
+        .bind(start.as_microsecond())
+        .bind(end.as_microsecond())
         .execute(&self.pool)
         .await?;
         Ok(JobOutcome::Done)
@@ -593,20 +593,17 @@ async fn two_processes_fire_every_second_once_and_alone_never_overlaps() {
         .collect();
     // Half way, kill the leader (a leader change) and start a replacement.
     tokio::time::sleep(Duration::from_secs(15)).await;
-    if let Some(leader) = admin
+    let leader = admin
         .driver()
         .leader_get(jiff::Timestamp::now())
         .await
-        .unwrap()
-    {
-        if let Some(i) = ["sched-0", "sched-1"]
-            .iter()
-            .position(|n| *n == leader.node_id)
-        {
-            children[i].kill().unwrap();
-            children[i].wait().unwrap();
-            children[i] = spawn_child(&db, &format!("sched-{i}-b"), "scheduler");
-        }
+        .unwrap();
+    let leading = leader.and_then(|l| ["sched-0", "sched-1"].iter().position(|n| *n == l.node_id));
+    assert!(leading.is_some(), "one of the two processes leads");
+    if let Some(i) = leading {
+        children[i].kill().unwrap();
+        children[i].wait().unwrap();
+        children[i] = spawn_child(&db, &format!("sched-{i}-b"), "scheduler");
     }
     tokio::time::sleep(Duration::from_secs(15)).await;
     for c in children.iter_mut() {

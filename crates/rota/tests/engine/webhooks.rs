@@ -227,7 +227,7 @@ async fn every_change_delivered_signed_in_revision_order_even_after_downtime() {
     );
 
     // In-process hooks saw claims, progress and successes of this process.
-    let local = local.lock().unwrap();
+    let local = local.lock().unwrap().clone();
     for id in ids {
         assert!(
             local
@@ -236,6 +236,5 @@ async fn every_change_delivered_signed_in_revision_order_even_after_downtime() {
         );
         assert!(local.iter().any(|e| e.job_id == id && e.progress.is_some()));
     }
-    drop(local);
     client.shutdown(Duration::from_secs(5)).await.unwrap();
 }
