@@ -848,7 +848,10 @@ pub async fn execution_repair_on_consistent_store_finds_nothing(driver: Arc<dyn 
         })
         .await
         .unwrap_or_else(|e| panic!("job_prune failed: {e}"));
-    assert_eq!(n, 0, "job pruning leaves execution jobs to execution retention");
+    assert_eq!(
+        n, 0,
+        "job pruning leaves execution jobs to execution retention"
+    );
     let after = get_execution(&driver, row.id).await;
     assert_eq!(
         nonzero(&after.counts),
