@@ -52,3 +52,33 @@ impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
         self.map_err(map_sqlx)
     }
 }
+
+/// How often a statement that lost a deadlock is run again.
+const DEADLOCK_TRIES: usize = 3;
+
+/// Whether `err` is PostgreSQL's `deadlock_detected` (40P01).
+pub(crate) fn is_deadlock(err: &DriverError) -> bool {
+    matches!(err, DriverError::Database(m) if m.starts_with("40P01:"))
+}
+
+/// Runs `f` (one statement or transaction of its own) again when the server
+/// aborted it to break a deadlock. Jobs of several executions changed in one
+/// statement lock their executions' rows (counter triggers) in row order, so
+/// two such statements can deadlock; the loser was rolled back entirely and
+/// is safe to repeat.
+pub(crate) async fn retry_deadlocks<T, F, Fut>(mut f: F) -> Result<T, DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DriverError>>,
+{
+    let mut tries = 1;
+    loop {
+        match f().await {
+            Err(e) if is_deadlock(&e) && tries < DEADLOCK_TRIES => {
+                tracing::debug!(error = %e, "statement lost a deadlock; running it again");
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}

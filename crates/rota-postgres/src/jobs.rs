@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::types::Json;
 use sqlx::{Acquire, AssertSqlSafe, Row};
 
-use crate::error::SqlxResultExt;
+use crate::error::{SqlxResultExt, retry_deadlocks};
 use crate::options::Tables;
 use crate::row::{PgTs, int, job_from_row, jobs_from_rows, millis, state_from_str, ts, ts_opt};
 
@@ -28,6 +28,32 @@ const FINISHED: &str = "('succeeded', 'failed', 'canceled')";
 /// How often an insert retries specs whose unique key was held by a job that
 /// finished before it could be read back.
 const UNIQUE_ROUNDS: usize = 5;
+
+/// A CTE body locking, in id order, the executions named by `ids_sql` (a
+/// query returning execution ids, NULLs allowed), once the pseudo-constant
+/// condition `after` (e.g. a count over another CTE, to run that first) has
+/// been evaluated.
+///
+/// Changing a job's state updates its execution's row (counter trigger), in
+/// the order the statement happens to change the jobs. Two statements
+/// changing jobs of the same executions in different orders would deadlock.
+/// So statements changing jobs of several executions take their locks in
+/// one global order: first the job rows, then the executions, ascending by
+/// id, through this CTE, gated into the changing statement with
+/// `(SELECT count(*) FROM lk) >= 0` (a one-time filter that runs before any
+/// row changes); no statement waits for a job row while holding an
+/// execution row. Jobs outside executions make it an empty index probe.
+pub(crate) fn lock_executions_cte(t: &Tables, ids_sql: &str, after: &str) -> String {
+    format!(
+        "SELECT e.id FROM {executions} e
+         WHERE e.id = ANY(ARRAY(SELECT x.execution_id FROM ({ids_sql}) x(execution_id)
+                                WHERE x.execution_id IS NOT NULL))
+           AND {after}
+         ORDER BY e.id
+         FOR NO KEY UPDATE",
+        executions = t.executions,
+    )
+}
 
 // ---------------------------------------------------------------- insert --
 
@@ -44,9 +70,10 @@ fn insert_sql(t: &Tables) -> String {
         ), ins AS (
             INSERT INTO {jobs} (id, kind, queue, state, priority, args, run_at, created_at,
                                 max_attempts, timeout_ms, unique_key, labels, attributes,
-                                trace_context)
+                                trace_context, execution_id, schedule_id, fire_at)
             SELECT id, kind, queue, state, priority, args, run_at, created_at, max_attempts,
-                   timeout_ms, unique_key, labels, attributes, trace_context
+                   timeout_ms, unique_key, labels, attributes, trace_context,
+                   $15::bigint, $16::bigint, $17::timestamptz
             FROM input ORDER BY ord
             ON CONFLICT (unique_key)
                 WHERE unique_key IS NOT NULL AND state NOT IN {FINISHED}
@@ -63,12 +90,24 @@ fn insert_sql(t: &Tables) -> String {
     )
 }
 
+/// Where inserted jobs come from: set on every job of one insert call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Origin {
+    /// The execution the jobs belong to.
+    pub(crate) execution_id: Option<i64>,
+    /// The schedule that created them.
+    pub(crate) schedule_id: Option<i64>,
+    /// The schedule fire that created them.
+    pub(crate) fire_at: Option<jiff::Timestamp>,
+}
+
 /// Runs one insert statement for `idx` (indices into `params`), filling
 /// `out` for the rows inserted.
 async fn insert_chunk(
     conn: &mut PgConnection,
     t: &Tables,
     params: &[JobInsertParams],
+    origin: Origin,
     idx: &[usize],
     out: &mut [Option<InsertedJob>],
 ) -> Result<()> {
@@ -117,6 +156,9 @@ async fn insert_chunk(
         .bind(attributes)
         .bind(trace_context)
         .bind(&t.channel)
+        .bind(origin.execution_id)
+        .bind(origin.schedule_id)
+        .bind(ts_opt(origin.fire_at))
         .fetch_all(&mut *conn)
         .await
         .db()?;
@@ -164,12 +206,13 @@ async fn insert_on(
     conn: &mut PgConnection,
     t: &Tables,
     params: &[JobInsertParams],
+    origin: Origin,
 ) -> Result<Vec<InsertedJob>> {
     let mut out: Vec<Option<InsertedJob>> = vec![None; params.len()];
     let mut pending: Vec<usize> = (0..params.len()).collect();
     for _ in 0..UNIQUE_ROUNDS {
         for chunk in pending.chunks(INSERT_CHUNK) {
-            insert_chunk(conn, t, params, chunk, &mut out).await?;
+            insert_chunk(conn, t, params, origin, chunk, &mut out).await?;
         }
         pending.retain(|&i| out[i].is_none());
         if pending.is_empty() {
@@ -213,6 +256,16 @@ pub(crate) async fn insert_many(
     t: &Tables,
     params: Vec<JobInsertParams>,
 ) -> Result<Vec<InsertedJob>> {
+    insert_many_from(conn, t, &params, Origin::default()).await
+}
+
+/// [`insert_many`] with the jobs' execution / schedule set from `origin`.
+pub(crate) async fn insert_many_from(
+    conn: &mut PgConnection,
+    t: &Tables,
+    params: &[JobInsertParams],
+    origin: Origin,
+) -> Result<Vec<InsertedJob>> {
     if params.is_empty() {
         return Ok(Vec::new());
     }
@@ -220,10 +273,10 @@ pub(crate) async fn insert_many(
         params.len() <= INSERT_CHUNK && params.iter().all(|p| p.unique_key.is_none());
     if single_statement {
         // One statement is atomic by itself: no BEGIN/COMMIT round trips.
-        return insert_on(conn, t, &params).await;
+        return insert_on(conn, t, params, origin).await;
     }
     let mut tx = conn.begin().await.db()?;
-    let out = insert_on(&mut tx, t, &params).await?;
+    let out = insert_on(&mut tx, t, params, origin).await?;
     tx.commit().await.db()?;
     Ok(out)
 }
@@ -279,6 +332,12 @@ pub(crate) async fn list(
     if p.ids.is_some() {
         param(" AND id = ANY(?::bigint[])");
     }
+    if p.execution_id.is_some() {
+        param(" AND execution_id = ?");
+    }
+    if p.schedule_id.is_some() {
+        param(" AND schedule_id = ?");
+    }
     if p.before_id.is_some() {
         param(" AND id < ?");
     }
@@ -299,6 +358,12 @@ pub(crate) async fn list(
     }
     if let Some(ids) = &p.ids {
         q = q.bind(ids.as_slice());
+    }
+    if let Some(execution_id) = p.execution_id {
+        q = q.bind(execution_id);
+    }
+    if let Some(schedule_id) = p.schedule_id {
+        q = q.bind(schedule_id);
     }
     if let Some(before) = p.before_id {
         q = q.bind(before);
@@ -357,34 +422,38 @@ pub(crate) async fn claim(pool: &PgPool, t: &Tables, p: &JobClaimParams) -> Resu
     }
     let sql = format!(
         "WITH c AS (
-            SELECT id FROM {jobs}
+            SELECT id, execution_id FROM {jobs}
             WHERE state = 'available' AND queue = $1 AND labels <@ $2::jsonb
               AND NOT EXISTS (SELECT 1 FROM {queues} WHERE name = $1 AND paused_at IS NOT NULL)
             ORDER BY priority, run_at, id
             LIMIT $3
             FOR UPDATE SKIP LOCKED
-        ), u AS (
+        ), lk AS ({lock}), u AS (
             UPDATE {jobs} j
             SET state = 'running', attempt = j.attempt + 1, lease_token = $4,
-                lease_expires_at = $5, started_at = $6, node = $7
-            FROM c WHERE j.id = c.id
+                lease_expires_at = $5, started_at = $6, node = $7, revision = j.revision + 1
+            FROM c WHERE j.id = c.id AND (SELECT count(*) FROM lk) >= 0
             RETURNING j.*
         )
         SELECT * FROM u ORDER BY priority, run_at, id",
         jobs = t.jobs,
         queues = t.queues,
+        lock = lock_executions_cte(t, "SELECT execution_id FROM c", "true"),
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(p.queue.as_str())
-        .bind(Json(&p.node_labels))
-        .bind(i64::from(p.max))
-        .bind(p.lease_token)
-        .bind(ts(p.lease_expires_at))
-        .bind(ts(p.now))
-        .bind(p.node_id.as_str())
-        .fetch_all(pool)
-        .await
-        .db()?;
+    let rows = retry_deadlocks(|| async {
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(p.queue.as_str())
+            .bind(Json(&p.node_labels))
+            .bind(i64::from(p.max))
+            .bind(p.lease_token)
+            .bind(ts(p.lease_expires_at))
+            .bind(ts(p.now))
+            .bind(p.node_id.as_str())
+            .fetch_all(pool)
+            .await
+            .db()
+    })
+    .await?;
     jobs_from_rows(&rows)
 }
 
@@ -398,7 +467,18 @@ fn finish_sql(t: &Tables) -> String {
                                  $8::jsonb[], $9::text[], $10::jsonb[], $11::integer[])
                 AS u(id, lease_token, expired_before, state, attempt, run_at, finished_at,
                      error, output, progress, exit_code)
-        ), upd AS (
+        ), ex AS (
+            SELECT execution_id FROM {jobs}
+            WHERE id = ANY($1::bigint[]) AND execution_id IS NOT NULL
+        ), jl AS (
+            -- Jobs before executions (see lock_executions_cte); only when
+            -- some job has an execution, else no lock is taken but the
+            -- UPDATE's own.
+            SELECT id FROM {jobs}
+            WHERE id = ANY($1::bigint[]) AND EXISTS (SELECT 1 FROM ex)
+            ORDER BY id
+            FOR NO KEY UPDATE
+        ), lk AS ({lock}), upd AS (
             UPDATE {jobs} j SET
                 state = i.state,
                 attempt = i.attempt,
@@ -410,10 +490,12 @@ fn finish_sql(t: &Tables) -> String {
                 progress = COALESCE(i.progress, j.progress),
                 exit_code = COALESCE(i.exit_code, j.exit_code),
                 lease_token = NULL,
-                lease_expires_at = NULL
+                lease_expires_at = NULL,
+                revision = j.revision + 1
             FROM input i
             WHERE j.id = i.id AND j.state = 'running' AND j.lease_token = i.lease_token
               AND (i.expired_before IS NULL OR j.lease_expires_at < i.expired_before)
+              AND (SELECT count(*) FROM lk) >= 0
             RETURNING j.id, j.state, j.queue
         ), notified AS (
             SELECT pg_notify($12, q.queue)
@@ -421,6 +503,11 @@ fn finish_sql(t: &Tables) -> String {
         )
         SELECT id FROM upd WHERE (SELECT count(*) FROM notified) >= 0",
         jobs = t.jobs,
+        lock = lock_executions_cte(
+            t,
+            "SELECT execution_id FROM ex",
+            "(SELECT count(*) FROM jl) >= 0"
+        ),
     )
 }
 
@@ -512,15 +599,19 @@ pub(crate) async fn finish_many(
         return Ok(Vec::new());
     }
     let mut seen = HashSet::new();
-    if params.iter().all(|p| seen.insert(p.id)) {
-        // Distinct ids: one statement, atomic without BEGIN/COMMIT.
-        let mut conn = pool.acquire().await.db()?;
-        return finish_on(&mut conn, t, &params).await;
-    }
-    let mut tx = pool.begin().await.db()?;
-    let out = finish_on(&mut tx, t, &params).await?;
-    tx.commit().await.db()?;
-    Ok(out)
+    let distinct = params.iter().all(|p| seen.insert(p.id));
+    retry_deadlocks(|| async {
+        if distinct {
+            // Distinct ids: one statement, atomic without BEGIN/COMMIT.
+            let mut conn = pool.acquire().await.db()?;
+            return finish_on(&mut conn, t, &params).await;
+        }
+        let mut tx = pool.begin().await.db()?;
+        let out = finish_on(&mut tx, t, &params).await?;
+        tx.commit().await.db()?;
+        Ok(out)
+    })
+    .await
 }
 
 // ------------------------------------------------------------- heartbeat --
@@ -634,14 +725,17 @@ async fn run_guarded(
     now: Option<PgTs>,
     channel: Option<&str>,
 ) -> Result<Option<Job>> {
-    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id);
-    if let Some(now) = now {
-        q = q.bind(now);
-    }
-    if let Some(channel) = channel {
-        q = q.bind(channel);
-    }
-    let row = q.fetch_optional(pool).await.db()?;
+    let row = retry_deadlocks(|| async {
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id);
+        if let Some(now) = now {
+            q = q.bind(now);
+        }
+        if let Some(channel) = channel {
+            q = q.bind(channel);
+        }
+        q.fetch_optional(pool).await.db()
+    })
+    .await?;
     row.as_ref().map(job_from_row).transpose()
 }
 
@@ -664,7 +758,9 @@ pub(crate) async fn cancel(pool: &PgPool, t: &Tables, p: &JobCancelParams) -> Re
             finished_at = CASE WHEN state = 'running' THEN finished_at ELSE $2 END,
             cancel_requested_at = CASE WHEN state = 'running'
                                        THEN COALESCE(cancel_requested_at, $2)
-                                       ELSE cancel_requested_at END
+                                       ELSE cancel_requested_at END,
+            revision = CASE WHEN state = 'running' AND cancel_requested_at IS NOT NULL
+                            THEN revision ELSE revision + 1 END
          WHERE id = $1 AND state IN ('scheduled', 'available', 'retrying', 'running')
          RETURNING *",
         t.jobs
@@ -693,7 +789,8 @@ pub(crate) async fn retry(pool: &PgPool, t: &Tables, p: &JobRetryParams) -> Resu
                 cancel_requested_at = CASE WHEN state IN {FINISHED} THEN NULL
                                            ELSE cancel_requested_at END,
                 lease_token = NULL,
-                lease_expires_at = NULL
+                lease_expires_at = NULL,
+                revision = revision + 1
             WHERE id = $1 AND state IN ('scheduled', 'retrying', 'succeeded', 'failed', 'canceled')
             RETURNING *
         ), notified AS (SELECT pg_notify($3, queue) FROM u)
@@ -750,27 +847,32 @@ pub(crate) async fn promote_due(
     }
     let sql = format!(
         "WITH due AS (
-            SELECT id FROM {jobs}
+            SELECT id, execution_id FROM {jobs}
             WHERE state IN ('scheduled', 'retrying') AND run_at <= $1
             ORDER BY run_at, id
             LIMIT $2
             FOR UPDATE SKIP LOCKED
-        ), u AS (
-            UPDATE {jobs} j SET state = 'available' FROM due WHERE j.id = due.id
+        ), lk AS ({lock}), u AS (
+            UPDATE {jobs} j SET state = 'available', revision = j.revision + 1
+            FROM due WHERE j.id = due.id AND (SELECT count(*) FROM lk) >= 0
             RETURNING j.queue
         ), c AS (
             SELECT queue, count(*) AS n FROM u GROUP BY queue
         ), notified AS (SELECT pg_notify($3, queue) FROM c)
         SELECT queue, n FROM c WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY queue",
-        jobs = t.jobs
+        jobs = t.jobs,
+        lock = lock_executions_cte(t, "SELECT execution_id FROM due", "true"),
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(ts(p.now))
-        .bind(i64::from(p.limit))
-        .bind(&t.channel)
-        .fetch_all(pool)
-        .await
-        .db()?;
+    let rows = retry_deadlocks(|| async {
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(ts(p.now))
+            .bind(i64::from(p.limit))
+            .bind(&t.channel)
+            .fetch_all(pool)
+            .await
+            .db()
+    })
+    .await?;
     rows.iter()
         .map(|r| {
             let n: i64 = r.try_get("n").db()?;
@@ -787,13 +889,17 @@ pub(crate) async fn prune(pool: &PgPool, t: &Tables, p: &JobPruneParams) -> Resu
     if p.limit == 0 || (p.finished_before.is_none() && p.keep_last.is_none()) {
         return Ok(0);
     }
+    // Jobs of executions are left to execution retention (`execution_prune`)
+    // so a finished execution's figures never change under job pruning;
+    // `keep_last` counts the other finished jobs.
     let sql = format!(
         "WITH victims AS (
             SELECT j.id FROM {jobs} j
-            WHERE j.state IN {FINISHED}
+            WHERE j.state IN {FINISHED} AND j.execution_id IS NULL
               AND (($1::timestamptz IS NOT NULL AND j.finished_at < $1)
                 OR ($2::bigint IS NOT NULL AND (j.finished_at, j.id) <= (
-                      SELECT k.finished_at, k.id FROM {jobs} k WHERE k.state IN {FINISHED}
+                      SELECT k.finished_at, k.id FROM {jobs} k
+                      WHERE k.state IN {FINISHED} AND k.execution_id IS NULL
                       ORDER BY k.finished_at DESC, k.id DESC OFFSET $2 LIMIT 1)))
             ORDER BY j.finished_at, j.id
             LIMIT $3

@@ -10,11 +10,20 @@
 //! - wake-ups are `pg_notify` calls made inside the inserting / promoting /
 //!   retrying statement (so they are delivered exactly when it commits) and
 //!   a background `LISTEN` task forwards them to [`Driver::subscribe`]rs;
-//! - every run's writes are fenced by its lease token.
+//! - every run's writes are fenced by its lease token;
+//! - executions' per-state counters and derived status, and the webhook
+//!   outbox, are kept by plpgsql triggers on `rota_jobs` (so users' own
+//!   transactions and pruning keep them right too); their `WHEN` clauses
+//!   make jobs outside executions, and stores without webhooks, skip them.
+//!   Statements changing jobs of several executions take their locks in one
+//!   order (the jobs, then those executions by id) so concurrent claims and
+//!   finishes do not deadlock on them (a deadlock the server still breaks
+//!   is retried).
 //!
 //! Rota's tables can live in their own schema ([`PgOptions::schema`]); all
 //! statements use schema-qualified names, so connections' `search_path` is
-//! never changed.
+//! never changed. Trigger functions are created in that schema and name
+//! its tables explicitly, so they work under any caller's `search_path`.
 //!
 //! Transactional enqueue and completion in a caller's own transaction use the
 //! free functions [`job_insert_many_in`], [`job_list_in`] and
@@ -22,6 +31,7 @@
 
 mod api_keys;
 mod error;
+mod executions;
 mod jobs;
 mod leader;
 mod listener;
@@ -30,6 +40,8 @@ mod nodes;
 mod options;
 mod queues;
 mod row;
+mod schedules;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -38,12 +50,16 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rota_core::Job;
 use rota_driver::{
-    ApiKeyInsertParams, ApiKeyRow, Driver, DriverError, FinishResult, HeartbeatResult, InsertedJob,
-    JobCancelParams, JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams, JobFinishParams,
-    JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
-    JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm, MigrationStatus,
-    NodeDrainParams, NodePruneParams, NodeRow, NodeUpsertParams, QueueCount, QueuePauseParams,
-    QueueRow, Result, StoreInfo, Wakeup,
+    ApiKeyInsertParams, ApiKeyRow, DeliveryAttemptParams, DeliveryCreateParams, DeliveryListParams,
+    DeliveryRow, Driver, DriverError, EventRow, ExecutionAddJobsParams, ExecutionInsertParams,
+    ExecutionListParams, ExecutionMarkParams, ExecutionPruneParams, ExecutionRepair, ExecutionRow,
+    ExecutionStopParams, FinishResult, FireListParams, FireOutcome, FireRow, HeartbeatResult,
+    InsertedJob, JobCancelParams, JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams,
+    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
+    JobPruneParams, JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm,
+    MigrationStatus, NodeDrainParams, NodePruneParams, NodeRow, NodeUpsertParams, QueueCount,
+    QueuePauseParams, QueueRow, Result, ScheduleFireParams, ScheduleInsertParams, ScheduleRow,
+    ScheduleUpdateParams, StoreInfo, Wakeup, WebhookInsertParams, WebhookRow,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -389,5 +405,127 @@ impl Driver for PgDriver {
 
     async fn api_key_revoke(&self, id: &str, now: jiff::Timestamp) -> Result<ApiKeyRow> {
         api_keys::revoke(&self.inner.pool, self.t(), id, now).await
+    }
+
+    async fn db_now(&self) -> Result<jiff::Timestamp> {
+        let now: row::PgTs = sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&self.inner.pool)
+            .await
+            .db()?;
+        Ok(now.to_jiff())
+    }
+
+    async fn execution_insert(
+        &self,
+        params: ExecutionInsertParams,
+    ) -> Result<(ExecutionRow, Vec<InsertedJob>)> {
+        executions::insert(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn execution_get(&self, id: i64) -> Result<Option<ExecutionRow>> {
+        executions::get(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn execution_list(&self, params: &ExecutionListParams) -> Result<Vec<ExecutionRow>> {
+        executions::list(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn execution_add_jobs(&self, params: ExecutionAddJobsParams) -> Result<Vec<InsertedJob>> {
+        executions::add_jobs(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn execution_mark(&self, params: &ExecutionMarkParams) -> Result<ExecutionRow> {
+        executions::mark(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn execution_stop(
+        &self,
+        params: &ExecutionStopParams,
+    ) -> Result<(ExecutionRow, Vec<i64>)> {
+        executions::stop(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn execution_prune(&self, params: &ExecutionPruneParams) -> Result<u64> {
+        executions::prune(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn execution_repair(&self, limit: u32) -> Result<Vec<ExecutionRepair>> {
+        executions::repair(&self.inner.pool, self.t(), limit).await
+    }
+
+    async fn schedule_insert(&self, params: &ScheduleInsertParams) -> Result<ScheduleRow> {
+        schedules::insert(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn schedule_get(&self, id: i64) -> Result<Option<ScheduleRow>> {
+        schedules::get(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<ScheduleRow>> {
+        schedules::list(&self.inner.pool, self.t()).await
+    }
+
+    async fn schedule_update(&self, params: &ScheduleUpdateParams) -> Result<ScheduleRow> {
+        schedules::update(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn schedule_delete(&self, id: i64) -> Result<ScheduleRow> {
+        schedules::delete(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn schedule_due(&self, now: jiff::Timestamp, limit: u32) -> Result<Vec<ScheduleRow>> {
+        schedules::due(&self.inner.pool, self.t(), now, limit).await
+    }
+
+    async fn schedule_fire(&self, params: ScheduleFireParams) -> Result<FireOutcome> {
+        schedules::fire(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn schedule_fires(&self, params: &FireListParams) -> Result<Vec<FireRow>> {
+        schedules::fires(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn schedule_unfinished(&self, id: i64) -> Result<i64> {
+        schedules::unfinished(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn webhook_insert(&self, params: &WebhookInsertParams) -> Result<WebhookRow> {
+        webhooks::insert(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn webhook_list(&self) -> Result<Vec<WebhookRow>> {
+        webhooks::list(&self.inner.pool, self.t()).await
+    }
+
+    async fn webhook_delete(&self, id: i64) -> Result<WebhookRow> {
+        webhooks::delete(&self.inner.pool, self.t(), id).await
+    }
+
+    async fn event_list(&self, limit: u32) -> Result<Vec<EventRow>> {
+        webhooks::events(&self.inner.pool, self.t(), limit).await
+    }
+
+    async fn event_progress(&self, job_id: i64, now: jiff::Timestamp) -> Result<()> {
+        webhooks::progress(&self.inner.pool, self.t(), job_id, now).await
+    }
+
+    async fn delivery_create(&self, params: &DeliveryCreateParams) -> Result<u64> {
+        webhooks::create_deliveries(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn delivery_due(
+        &self,
+        now: jiff::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryRow, WebhookRow)>> {
+        webhooks::due(&self.inner.pool, self.t(), now, limit).await
+    }
+
+    async fn delivery_record(&self, params: &DeliveryAttemptParams) -> Result<DeliveryRow> {
+        webhooks::record(&self.inner.pool, self.t(), params).await
+    }
+
+    async fn delivery_list(&self, params: &DeliveryListParams) -> Result<Vec<DeliveryRow>> {
+        webhooks::list_deliveries(&self.inner.pool, self.t(), params).await
     }
 }

@@ -5,6 +5,12 @@
 //! the same time apply each migration exactly once. Migration files use
 //! unqualified names; the migrator sets `search_path` to the target schema for
 //! the duration of the transaction.
+//!
+//! Code that runs later under the *caller's* `search_path` (plpgsql trigger
+//! bodies, trigger `WHEN` clauses) cannot rely on that, so it names objects
+//! as `{{schema}}.name`: the migrator replaces `{{schema}}` with the quoted
+//! target schema, i.e. `current_schema()` once `search_path` is set (the
+//! configured schema, or the connection's default one, normally `public`).
 
 use rota_driver::{MigrationStatus, Result};
 use sqlx::postgres::PgPool;
@@ -37,7 +43,26 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "nodes_keys",
         sql: include_str!("../migrations/0002_nodes_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "executions_schedules_webhooks",
+        sql: include_str!("../migrations/0003_executions_schedules_webhooks.sql"),
+    },
 ];
+
+/// The placeholder migrations use for the quoted target schema.
+const SCHEMA_PLACEHOLDER: &str = "{{schema}}";
+
+/// `name` as a quoted identifier that can also sit inside a string literal
+/// (`to_regclass('"s".t')`).
+fn quote_schema(name: &str) -> Result<String> {
+    if name.contains('\'') || name.contains('\\') {
+        return Err(rota_driver::DriverError::Migration(format!(
+            "schema name {name:?} cannot be used in trigger definitions"
+        )));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
 
 /// Applies pending migrations (idempotent; concurrent callers serialize on an
 /// advisory lock).
@@ -75,11 +100,26 @@ pub(crate) async fn migrate(pool: &PgPool, t: &Tables) -> Result<()> {
     .fetch_all(&mut *tx)
     .await
     .db()?;
+    // Where the unqualified names above went: the target schema.
+    let target: Option<String> = sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
     for m in MIGRATIONS {
         if applied.contains(&m.version) {
             continue;
         }
-        sqlx::raw_sql(AssertSqlSafe(m.sql))
+        let sql = if m.sql.contains(SCHEMA_PLACEHOLDER) {
+            let target = target.as_deref().ok_or_else(|| {
+                rota_driver::DriverError::Migration(
+                    "no schema selected (empty search_path)".to_owned(),
+                )
+            })?;
+            m.sql.replace(SCHEMA_PLACEHOLDER, &quote_schema(target)?)
+        } else {
+            m.sql.to_owned()
+        };
+        sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut *tx)
             .await
             .map_err(|e| {

@@ -78,6 +78,24 @@ pub(crate) struct Tables {
     pub(crate) api_keys: String,
     /// `rota_migrations`.
     pub(crate) migrations: String,
+    /// `rota_executions`.
+    pub(crate) executions: String,
+    /// `rota_schedules`.
+    pub(crate) schedules: String,
+    /// `rota_schedule_fires`.
+    pub(crate) schedule_fires: String,
+    /// `rota_webhooks`.
+    pub(crate) webhooks: String,
+    /// `rota_webhooks_active`: a view that exists exactly while webhooks
+    /// exist; the event triggers' `WHEN` clauses test for it.
+    pub(crate) webhooks_active: String,
+    /// `rota_events`.
+    pub(crate) events: String,
+    /// `rota_events_seq`: the published ids of events, handed out when an
+    /// event is first listed (so they increase in commit order).
+    pub(crate) events_seq: String,
+    /// `rota_deliveries`.
+    pub(crate) deliveries: String,
     /// The NOTIFY channel (unquoted): `rota_jobs` or `rota_jobs_<schema>`.
     pub(crate) channel: String,
     /// The schema, validated.
@@ -106,6 +124,14 @@ impl Tables {
             nodes: q("rota_nodes"),
             api_keys: q("rota_api_keys"),
             migrations: q("rota_migrations"),
+            executions: q("rota_executions"),
+            schedules: q("rota_schedules"),
+            schedule_fires: q("rota_schedule_fires"),
+            webhooks: q("rota_webhooks"),
+            webhooks_active: q("rota_webhooks_active"),
+            events: q("rota_events"),
+            events_seq: q("rota_events_seq"),
+            deliveries: q("rota_deliveries"),
             channel: match schema {
                 Some(s) => format!("rota_jobs_{s}"),
                 None => "rota_jobs".to_owned(),
@@ -150,6 +176,14 @@ mod tests {
         assert_eq!(t.channel, "rota_jobs_s1");
         assert_eq!(t.nodes, "\"s1\".rota_nodes");
         assert_eq!(t.api_keys, "\"s1\".rota_api_keys");
+        assert_eq!(t.executions, "\"s1\".rota_executions");
+        assert_eq!(t.schedules, "\"s1\".rota_schedules");
+        assert_eq!(t.schedule_fires, "\"s1\".rota_schedule_fires");
+        assert_eq!(t.webhooks, "\"s1\".rota_webhooks");
+        assert_eq!(t.webhooks_active, "\"s1\".rota_webhooks_active");
+        assert_eq!(t.events, "\"s1\".rota_events");
+        assert_eq!(t.events_seq, "\"s1\".rota_events_seq");
+        assert_eq!(t.deliveries, "\"s1\".rota_deliveries");
         let t = Tables::new(None).unwrap();
         assert_eq!(t.jobs, "rota_jobs");
         assert_eq!(t.channel, "rota_jobs");

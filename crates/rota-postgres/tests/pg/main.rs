@@ -10,9 +10,12 @@
 mod common;
 
 mod claim;
+mod executions;
 mod insert;
 mod maintenance;
 mod notify;
 mod pool;
+mod schedules;
 mod schema;
 mod transactional;
+mod webhooks;
