@@ -91,21 +91,17 @@ pub(crate) async fn open_store(url: &str) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the store {}", redact_url(url)))
 }
 
-/// A client on `store` with the shell worker registered (always: the API
-/// must accept `shell` jobs even where this node does not run them; a node
-/// without `allow_shell` fails the shell jobs it claims).
+/// A client on `store`. With `allow_shell` the shell worker runs here;
+/// without it the node still accepts `shell` jobs (over the API) but never
+/// claims them — nodes started with `--allow-shell` run them.
 pub(crate) fn build_client(store: Store, node: &NodeSettings) -> anyhow::Result<Client> {
-    let client = Client::builder(store)
-        .config(node.engine.clone())
-        .raw_worker(rota_shell::KIND, ShellWorker::new(node.shell.clone()))
-        .build()?;
-    if !node.shell.allowed && !node.engine.queues.is_empty() {
-        tracing::warn!(
-            "shell jobs are disabled on this node but it works queues: shell jobs it claims will fail; \
-             use --allow-shell, or give it no queue that carries shell jobs"
-        );
-    }
-    Ok(client)
+    let builder = Client::builder(store).config(node.engine.clone());
+    let builder = if node.shell.allowed {
+        builder.raw_worker(rota_shell::KIND, ShellWorker::new(node.shell.clone()))
+    } else {
+        builder.accept_kind(rota_shell::KIND)
+    };
+    Ok(builder.build()?)
 }
 
 /// Waits for SIGINT or SIGTERM; returns its name.

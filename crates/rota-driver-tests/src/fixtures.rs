@@ -170,6 +170,7 @@ pub fn claim_params(queue: &str, max: u32, lease_token: i64, now: Timestamp) -> 
         max,
         node_id: NODE.to_owned(),
         node_labels: BTreeMap::new(),
+        kinds: None,
         lease_token,
         lease_expires_at: rota_core::clock::add(now, LEASE),
         now,

@@ -240,6 +240,7 @@ macro_rules! conformance_suite {
                 claim_only_from_its_queue,
                 claim_skips_paused_queue,
                 claim_label_selector_is_a_subset_match,
+                claim_only_kinds_the_node_runs,
                 claim_sets_running_fields,
                 concurrent_claimers_never_share_a_job,
             }

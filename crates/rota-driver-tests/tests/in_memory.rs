@@ -462,6 +462,7 @@ impl Driver for MemoryDriver {
                     .iter()
                     .all(|(k, v)| p.node_labels.get(k) == Some(v))
             })
+            .filter(|j| p.kinds.as_ref().is_none_or(|k| k.contains(&j.kind)))
             .map(|j| (j.priority, j.run_at, j.id))
             .collect();
         candidates.sort();

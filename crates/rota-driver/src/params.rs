@@ -123,6 +123,9 @@ pub struct JobClaimParams {
     pub node_id: String,
     /// The node's labels; a job's selector must be a subset.
     pub node_labels: BTreeMap<String, String>,
+    /// Only jobs of these kinds (the kinds the node has workers for);
+    /// `None`: any kind.
+    pub kinds: Option<Vec<String>>,
     /// Fencing token for this claim's runs.
     pub lease_token: i64,
     /// Lease expiry to set.

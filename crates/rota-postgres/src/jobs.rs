@@ -424,6 +424,7 @@ pub(crate) async fn claim(pool: &PgPool, t: &Tables, p: &JobClaimParams) -> Resu
         "WITH c AS (
             SELECT id, execution_id FROM {jobs}
             WHERE state = 'available' AND queue = $1 AND labels <@ $2::jsonb
+              AND ($8::text[] IS NULL OR kind = ANY($8::text[]))
               AND NOT EXISTS (SELECT 1 FROM {queues} WHERE name = $1 AND paused_at IS NOT NULL)
             ORDER BY priority, run_at, id
             LIMIT $3
@@ -449,6 +450,7 @@ pub(crate) async fn claim(pool: &PgPool, t: &Tables, p: &JobClaimParams) -> Resu
             .bind(ts(p.lease_expires_at))
             .bind(ts(p.now))
             .bind(p.node_id.as_str())
+            .bind(p.kinds.as_deref())
             .fetch_all(pool)
             .await
             .db()

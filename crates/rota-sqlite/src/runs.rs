@@ -25,6 +25,7 @@ pub(crate) const CLAIM_SQL: &str = concat!(
          WHERE j.state = 'available' AND j.queue = ?5 AND j.attempt < j.max_attempts \
          AND (j.labels = '{}' OR NOT EXISTS (SELECT 1 FROM json_each(j.labels) l \
              WHERE l.value IS NOT (SELECT n.value FROM json_each(?6) n WHERE n.key = l.key))) \
+         AND (?8 IS NULL OR j.kind IN (SELECT value FROM json_each(?8))) \
          ORDER BY j.priority, j.run_at, j.id LIMIT ?7) \
      AND NOT EXISTS (SELECT 1 FROM rota_queues q WHERE q.name = ?5 AND q.paused_at IS NOT NULL) \
      RETURNING ",
@@ -45,6 +46,7 @@ pub(crate) async fn claim(conn: &mut SqliteConnection, p: &JobClaimParams) -> Re
         .bind(p.queue.as_str())
         .bind(to_json(&p.node_labels)?)
         .bind(i64::from(p.max))
+        .bind(p.kinds.as_ref().map(to_json).transpose()?)
         .fetch_all(&mut *conn)
         .await
         .map_err(map_sqlx)?;

@@ -102,6 +102,7 @@ async fn claim(
             max,
             node_id: "node-1".into(),
             node_labels: BTreeMap::new(),
+            kinds: None,
             lease_token: token,
             lease_expires_at: now + Duration::from_secs(30),
             now,

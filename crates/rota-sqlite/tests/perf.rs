@@ -137,6 +137,7 @@ async fn run(mode: Mode) {
                 max: BATCH,
                 node_id: "n".into(),
                 node_labels: BTreeMap::new(),
+                kinds: None,
                 lease_token: 1,
                 lease_expires_at: at(100),
                 now: at(1),

@@ -47,6 +47,7 @@ fn claim_params(queue: &str, max: u32, token: i64) -> JobClaimParams {
         max,
         node_id: "node-1".into(),
         node_labels: BTreeMap::new(),
+        kinds: None,
         lease_token: token,
         lease_expires_at: at(100),
         now: at(1),
@@ -182,6 +183,7 @@ async fn claim_matches_label_selector_as_subset_of_node_labels() {
 
     let node = |l: &[(&str, &str)], token: i64| JobClaimParams {
         node_labels: labels(l),
+        kinds: None,
         ..claim_params("labels", 100, token)
     };
     let ids = |jobs: Vec<rota_core::Job>| {

@@ -56,6 +56,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Accepts jobs of `kind` for enqueue (e.g. through the HTTP API) while
+    /// this node does not run them: other nodes with a worker for it will.
+    /// This node never claims them.
+    pub fn accept_kind(mut self, kind: impl Into<String>) -> Self {
+        self.registry.accept_elsewhere(kind.into());
+        self
+    }
+
     /// Calls `cb` for abnormal jobs (rescued after a lease expiry, or
     /// running past their timeout).
     pub fn on_abnormal(mut self, cb: AbnormalCallback) -> Self {
@@ -89,7 +97,10 @@ impl ClientBuilder {
     /// [`Client::start`]).
     pub fn build(self) -> Result<Client> {
         self.config.validate()?;
-        if !self.config.queues.is_empty() && self.registry.is_empty() {
+        if !self.config.queues.is_empty()
+            && self.registry.is_empty()
+            && self.registry.known().next().is_none()
+        {
             return Err(ValidationError::new(
                 "workers",
                 "queues are configured but no worker is registered",
@@ -482,8 +493,17 @@ impl Client {
         Ok(self.driver().queue_list().await?)
     }
 
-    /// The kinds this client has workers for.
+    /// The kinds this client accepts: those it has workers for, plus those
+    /// registered with [`ClientBuilder::accept_kind`].
     pub fn kinds(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.engine().registry.known().map(str::to_owned).collect();
+        k.sort();
+        k.dedup();
+        k
+    }
+
+    /// The kinds this node runs (and claims).
+    pub fn worker_kinds(&self) -> Vec<String> {
         let mut k: Vec<String> = self.engine().registry.kinds().map(str::to_owned).collect();
         k.sort();
         k

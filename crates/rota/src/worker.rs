@@ -179,6 +179,8 @@ impl<W: Worker> RawWorker for Typed<W> {
 #[derive(Clone, Default)]
 pub(crate) struct Registry {
     by_kind: HashMap<String, Arc<dyn RawWorker>>,
+    /// Kinds accepted for enqueue that this node does not run.
+    elsewhere: std::collections::BTreeSet<String>,
 }
 
 impl Registry {
@@ -196,6 +198,16 @@ impl Registry {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.by_kind.is_empty()
+    }
+
+    pub(crate) fn accept_elsewhere(&mut self, kind: String) {
+        self.elsewhere.insert(kind);
+    }
+
+    /// Kinds run here plus kinds accepted to be run by other nodes.
+    pub(crate) fn known(&self) -> impl Iterator<Item = &str> {
+        self.kinds()
+            .chain(self.elsewhere.iter().map(String::as_str))
     }
 }
 

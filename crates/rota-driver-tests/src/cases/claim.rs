@@ -240,6 +240,7 @@ pub async fn claim_label_selector_is_a_subset_match(driver: Arc<dyn Driver>) {
 
     let claim_as = |labels: &[(&str, &str)]| JobClaimParams {
         node_labels: map(labels),
+        kinds: None,
         ..claim_params(&q, 10, token(), at(0))
     };
     let got = ids(&claim_with(&driver, &claim_as(&[])).await);
@@ -295,6 +296,7 @@ pub async fn claim_label_selector_is_a_subset_match(driver: Arc<dyn Driver>) {
         &driver,
         &JobClaimParams {
             node_labels: map(&[("region", "eu")]),
+            kinds: None,
             ..claim_params(&q2, 10, token(), at(0))
         },
     )
@@ -326,6 +328,7 @@ pub async fn claim_sets_running_fields(driver: Arc<dyn Driver>) {
         max: 5,
         node_id: "node-a".into(),
         node_labels: map(&[("region", "eu")]),
+        kinds: None,
         lease_token: token(),
         lease_expires_at: at(31),
         now: at(1),
@@ -410,4 +413,42 @@ pub async fn concurrent_claimers_never_share_a_job(driver: Arc<dyn Driver>) {
     for id in [all[0], all[n / 2], all[n - 1]] {
         assert_eq!(get(&driver, id).await.attempt, 1, "claimed once: attempt 1");
     }
+}
+
+/// With `kinds`, a node claims only jobs of those kinds (the kinds it has
+/// workers for); the others stay available, in order, for another node.
+pub async fn claim_only_kinds_the_node_runs(driver: Arc<dyn Driver>) {
+    let q = queue("kinds");
+    insert_all(
+        &driver,
+        vec![
+            job_in("shell", &q),
+            job_in("email", &q),
+            job_in("shell", &q),
+            job_in("report", &q),
+        ],
+    )
+    .await;
+    let mut p = claim_params(&q, 10, token(), at(1));
+    p.kinds = Some(vec!["email".to_owned(), "report".to_owned()]);
+    let got = driver
+        .job_claim(&p)
+        .await
+        .unwrap_or_else(|e| panic!("claim failed: {e}"));
+    let kinds: Vec<&str> = got.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(kinds, ["email", "report"], "only the node's kinds");
+    p.kinds = Some(Vec::new());
+    assert!(
+        driver.job_claim(&p).await.unwrap_or_default().is_empty(),
+        "no kinds: nothing"
+    );
+    p.kinds = None;
+    let rest = driver
+        .job_claim(&p)
+        .await
+        .unwrap_or_else(|e| panic!("claim failed: {e}"));
+    assert_eq!(
+        rest.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        ["shell", "shell"]
+    );
 }

@@ -119,6 +119,7 @@ pub(crate) fn claim_params(queue: &str, max: u32, token: i64) -> JobClaimParams 
         max,
         node_id: "node-1".to_owned(),
         node_labels: BTreeMap::new(),
+        kinds: None,
         lease_token: token,
         lease_expires_at: t + Duration::from_secs(30),
         now: t,

@@ -30,6 +30,13 @@ pub(crate) async fn run(
         crate::schedules::NODE_LABEL.to_owned(),
         engine.config.node_id.clone(),
     );
+    // Claim only kinds this node can run: a job of another kind waits for a
+    // node that has its worker, instead of failing here.
+    let kinds: Vec<String> = engine.registry.kinds().map(str::to_owned).collect();
+    if kinds.is_empty() {
+        // Only kinds run elsewhere (API-only node): nothing to claim.
+        return;
+    }
     let mut wake = engine.driver.subscribe();
     let mut error_delay = Duration::from_millis(100);
     loop {
@@ -61,6 +68,7 @@ pub(crate) async fn run(
                 max: want as u32,
                 node_id: engine.config.node_id.clone(),
                 node_labels: node_labels.clone(),
+                kinds: Some(kinds.clone()),
                 lease_token,
                 lease_expires_at: clock::add(now, engine.config.lease),
                 now,
