@@ -92,6 +92,9 @@ pub struct BenchOptions {
     pub concurrency: u32,
     /// Concurrent callers in the group-commit part of the single phase.
     pub callers: u32,
+    /// Finished jobs to put in the table first (run through the engine in
+    /// a separate queue), to measure against a long history.
+    pub history: u64,
     /// Give up on a phase after this long.
     pub phase_timeout: Duration,
 }
@@ -111,6 +114,7 @@ impl Default for BenchOptions {
             ],
             concurrency: 100,
             callers: 16,
+            history: 0,
             phase_timeout: Duration::from_secs(600),
         }
     }

@@ -20,6 +20,7 @@ use crate::{BenchError, BenchOptions, PhaseKind};
 const Q_BULK: &str = "bench_process";
 const Q_SINGLE: &str = "bench_single";
 const Q_LATENCY: &str = "bench_latency";
+const Q_HISTORY: &str = "bench_history";
 /// Rows per `enqueue_many` call in the bulk phase.
 const BULK_CHUNK: usize = 10_000;
 
@@ -94,6 +95,9 @@ pub(crate) async fn run_all(
         .map_err(rota::Error::from)?;
     let client = plain_client(store)?;
     let mut phases = Vec::new();
+    if opts.history > 0 {
+        phases.push(history(opts, fresh, &client).await?);
+    }
     let mut bulk_loaded = false;
     for kind in &opts.phases {
         match kind {
@@ -374,6 +378,56 @@ async fn latency(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
         latency: Some(Latency::from_samples(samples)),
         notes: vec![
             "idle worker; enqueue returned (committed) -> handler start; 10 ms apart".into(),
+        ],
+    })
+}
+
+/// Fills the table with `history` finished jobs (enqueued and run in their
+/// own queue), so later phases measure against a long history.
+async fn history(
+    opts: &BenchOptions,
+    fresh: &FreshStore,
+    client: &Client,
+) -> Result<Phase, BenchError> {
+    let t = Instant::now();
+    let mut n = 0;
+    while n < opts.history {
+        let upto = (n + BULK_CHUNK as u64 * 10).min(opts.history);
+        for chunk in requests(Q_HISTORY, n..upto)?.chunks(BULK_CHUNK) {
+            client.enqueue_many(chunk.to_vec()).await?;
+        }
+        n = upto;
+    }
+    let ran = Arc::new(AtomicU64::new(0));
+    let worker = Client::builder(fresh.open().await?)
+        .config(Config {
+            claim_batch: 1000,
+            maintenance: false,
+            ..Config::default().queue(Q_HISTORY, 200)
+        })
+        .worker(NoopWorker(None, ran.clone()))
+        .build()?;
+    worker.start().await?;
+    let deadline = Instant::now() + opts.phase_timeout;
+    while ran.load(Ordering::Relaxed) < opts.history
+        || count(client, Q_HISTORY, Some(JobState::Succeeded)).await? < opts.history as i64
+    {
+        if Instant::now() > deadline {
+            worker.shutdown(Duration::from_secs(5)).await?;
+            return Err(BenchError::Check("history: loading took too long".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.shutdown(Duration::from_secs(5)).await?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok(Phase {
+        name: "history_load".into(),
+        jobs: opts.history,
+        seconds: secs,
+        jobs_per_sec: rate(opts.history, secs),
+        latency: None,
+        notes: vec![
+            "finished jobs put in the table before the measured phases (not a target)".into(),
         ],
     })
 }

@@ -866,4 +866,7 @@ pub(crate) struct BenchArgs {
     /// Worker concurrency for processing.
     #[arg(long, default_value_t = 100)]
     pub(crate) concurrency: u32,
+    /// Finished jobs to load first, to measure against a long history.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) history: u64,
 }

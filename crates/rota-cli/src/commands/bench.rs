@@ -31,6 +31,7 @@ pub(crate) async fn run(args: &BenchArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         latency: args.latency,
         phases,
         concurrency: args.concurrency,
+        history: args.history,
         ..BenchOptions::default()
     };
     output::note("benchmarking on a fresh store next to --database (removed afterwards)...");
