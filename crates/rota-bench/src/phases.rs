@@ -122,11 +122,15 @@ pub(crate) async fn run_all(
 }
 
 async fn bulk(opts: &BenchOptions, client: &Client) -> Result<Phase, BenchError> {
-    let reqs = requests(Q_BULK, 0..opts.jobs)?;
     let before = count(client, Q_BULK, None).await?;
     let t = Instant::now();
-    for chunk in reqs.chunks(BULK_CHUNK) {
-        client.enqueue_many(chunk.to_vec()).await?;
+    // Requests are built chunk by chunk (timed: building them is part of
+    // enqueueing) so the bench's own memory stays flat at any N.
+    let mut n = 0;
+    while n < opts.jobs {
+        let upto = (n + BULK_CHUNK as u64).min(opts.jobs);
+        client.enqueue_many(requests(Q_BULK, n..upto)?).await?;
+        n = upto;
     }
     let secs = t.elapsed().as_secs_f64();
     let after = count(client, Q_BULK, None).await?;
@@ -392,10 +396,8 @@ async fn history(
     let t = Instant::now();
     let mut n = 0;
     while n < opts.history {
-        let upto = (n + BULK_CHUNK as u64 * 10).min(opts.history);
-        for chunk in requests(Q_HISTORY, n..upto)?.chunks(BULK_CHUNK) {
-            client.enqueue_many(chunk.to_vec()).await?;
-        }
+        let upto = (n + BULK_CHUNK as u64).min(opts.history);
+        client.enqueue_many(requests(Q_HISTORY, n..upto)?).await?;
         n = upto;
     }
     let ran = Arc::new(AtomicU64::new(0));
