@@ -15,7 +15,7 @@ use crate::context::CancelReason;
 use crate::enqueue::{EnqueueOpts, JobRequest};
 use crate::error::{Error, Result};
 use crate::hooks::{AbnormalCallback, ExecutionStatusCallback, Hooks, JobStatusCallback};
-use crate::maintenance::{LeaderState, Promoter, Pruner, Repairer, Rescuer, Service};
+use crate::maintenance::{Gauges, LeaderState, Promoter, Pruner, Repairer, Rescuer, Service};
 use crate::runtime::engine::Engine;
 use crate::runtime::running::Running;
 use crate::runtime::{Runtime, ShutdownReport};
@@ -147,6 +147,9 @@ fn services(engine: &Arc<Engine>) -> Services {
             engine: engine.clone(),
         }),
         webhooks: Arc::new(WebhookDeliverer::new(engine.clone())),
+        gauges: Arc::new(Gauges {
+            engine: engine.clone(),
+        }),
     }
 }
 
@@ -165,6 +168,8 @@ pub struct Services {
     pub scheduler: Arc<Scheduler>,
     /// Delivers webhooks.
     pub webhooks: Arc<WebhookDeliverer>,
+    /// Publishes queue-depth gauges.
+    pub gauges: Arc<Gauges>,
 }
 
 #[derive(Debug)]
@@ -255,6 +260,7 @@ impl Client {
             s.repairer.clone(),
             s.scheduler.clone(),
             s.webhooks.clone(),
+            s.gauges.clone(),
         ];
         *state = State::Running(Runtime::start(
             self.inner.engine.clone(),

@@ -5,6 +5,7 @@
 //! does one pass and reports what it did (tests call it directly instead of
 //! waiting for ticks).
 
+mod gauges;
 mod leader;
 mod promoter;
 mod pruner;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub use gauges::Gauges;
 pub use leader::LeaderState;
 pub(crate) use leader::run as run_elector;
 pub use promoter::Promoter;

@@ -226,3 +226,127 @@ async fn alone_skips_while_a_run_is_unfinished_and_bad_rules_are_refused() {
     }
     assert_eq!(client.schedules().await.unwrap().len(), 1);
 }
+
+#[derive(Serialize, Deserialize)]
+struct Flaky;
+impl JobArgs for Flaky {
+    const KIND: &'static str = "flaky_tick";
+}
+
+struct FlakyTicker(Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait::async_trait]
+impl Worker for FlakyTicker {
+    type Args = Flaky;
+    async fn work(&self, _: &JobContext, _: Flaky) -> JobResult {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(rota::JobError::fatal("target down"));
+        }
+        Ok(JobOutcome::Done)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_schedule_backs_off_and_resets_after_sustained_health() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(db) = Db::new() else { return };
+    let t0: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let failing = Arc::new(AtomicBool::new(true));
+    let client = db
+        .builder()
+        .await
+        .config(Config {
+            clock: Arc::new(clock.clone()),
+            schedule_on_db_clock: false,
+            maintenance: false,
+            ..fast_config().queue("default", 2)
+        })
+        .worker(FlakyTicker(failing.clone()))
+        .build()
+        .unwrap();
+    client.start().await.unwrap();
+    let mut def = definition("flaky", "* * * * *", None);
+    def.spec.rule = ScheduleRule::every(Duration::from_secs(10)).unwrap();
+    def.job.kind = "flaky_tick".into();
+    def.backoff = Some(rota::BackoffPolicy {
+        initial_interval: Duration::from_secs(60),
+        multiplier: 2.0,
+        max_interval: Duration::from_secs(3600),
+        jitter: 0.0,
+        max_attempts: 100,
+        reset_interval: Some(Duration::from_secs(120)),
+    });
+    let s = client.create_schedule(def).await.unwrap();
+    // Steps the clock 10 s at a time, fires, and waits for the fire's jobs.
+    let step = |secs: i64| {
+        let client = client.clone();
+        let clock = clock.clone();
+        async move {
+            clock.set(
+                t0.checked_add(jiff::SignedDuration::from_secs(secs))
+                    .unwrap(),
+            );
+            client.services().scheduler.run_once().await.unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let h = client.schedule_history(s.id, None, 1).await.unwrap();
+                if h.first().is_none_or(|f| f.unfinished == 0)
+                    || tokio::time::Instant::now() > deadline
+                {
+                    return h.into_iter().next();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let fired = |f: &Option<rota::FireRow>, at: i64| {
+        f.as_ref().is_some_and(|f| {
+            f.fire_at == t0.checked_add(jiff::SignedDuration::from_secs(at)).unwrap()
+                && f.status == rota::FireStatus::Fired
+        })
+    };
+    // The first fire fails; the failure is noticed at the next tick (t=20),
+    // which backs off for 60 s: fires at 20..=70 are skipped.
+    assert!(fired(&step(10).await, 10));
+    for t in (20..=70).step_by(10) {
+        let f = step(t).await.unwrap();
+        assert_eq!(f.status, rota::FireStatus::Skipped, "t={t}: {f:?}");
+        assert!(
+            f.reason.as_deref().unwrap_or("").contains("backing off"),
+            "{f:?}"
+        );
+    }
+    // Backoff over (20 + 60 = 80): it fires again — and fails again, so the
+    // next backoff doubles to 120 s (from t=90: skipped until 210).
+    assert!(fired(&step(80).await, 80));
+    for t in (90..=200).step_by(10) {
+        assert_eq!(
+            step(t).await.unwrap().status,
+            rota::FireStatus::Skipped,
+            "t={t}"
+        );
+    }
+    // The target recovers: fires succeed from t=210 on for over the reset
+    // interval (120 s).
+    failing.store(false, Ordering::SeqCst);
+    for t in (210..=360).step_by(10) {
+        assert!(fired(&step(t).await, t), "t={t}");
+    }
+    // A new failure after sustained health starts the backoff afresh: 60 s
+    // again, not 240 s.
+    failing.store(true, Ordering::SeqCst);
+    assert!(fired(&step(370).await, 370));
+    for t in (380..=430).step_by(10) {
+        assert_eq!(
+            step(t).await.unwrap().status,
+            rota::FireStatus::Skipped,
+            "t={t}"
+        );
+    }
+    assert!(
+        fired(&step(440).await, 440),
+        "after a fresh 60 s backoff it fires again"
+    );
+    client.shutdown(Duration::from_secs(5)).await.unwrap();
+}
