@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "executions_schedules_webhooks",
         sql: include_str!("../migrations/0003_executions_schedules_webhooks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "queue_vacuum",
+        sql: include_str!("../migrations/0004_queue_vacuum.sql"),
+    },
 ];
 
 /// The placeholder migrations use for the quoted target schema.
