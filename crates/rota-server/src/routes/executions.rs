@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rota::{Error, ExecutionListParams, ExecutionRequest, ExecutionStatus, MAX_PAGE, Trigger};
 use serde_json::Value;
@@ -56,12 +56,6 @@ fn jobs_error(e: Error, n: usize) -> ApiError {
         }
         other => ApiError::from(other),
     }
-}
-
-fn location(id: i64) -> [(header::HeaderName, HeaderValue); 1] {
-    let v = HeaderValue::from_str(&format!("/v1/executions/{id}"))
-        .unwrap_or(HeaderValue::from_static("/v1/executions"));
-    [(header::LOCATION, v)]
 }
 
 /// Creates an execution with its jobs in one transaction (all or nothing).
@@ -127,7 +121,12 @@ pub(crate) async fn create(
         inserted: inserted.iter().map(|j| j.inserted).collect(),
         jobs: inserted.into_iter().map(|j| JobView::from(j.job)).collect(),
     };
-    Ok((StatusCode::CREATED, location(id), Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        super::location("/v1/executions", id),
+        Json(body),
+    )
+        .into_response())
 }
 
 /// Parses the query of `GET /v1/executions`.

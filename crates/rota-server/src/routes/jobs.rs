@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt, stream};
@@ -184,12 +184,6 @@ pub(crate) fn to_request(
     Ok(JobRequest::raw(r.kind, r.args, opts))
 }
 
-fn location(id: i64) -> [(header::HeaderName, HeaderValue); 1] {
-    let v = HeaderValue::from_str(&format!("/v1/jobs/{id}"))
-        .unwrap_or(HeaderValue::from_static("/v1/jobs"));
-    [(header::LOCATION, v)]
-}
-
 /// Enqueues one job.
 #[utoipa::path(
     post,
@@ -217,7 +211,12 @@ pub(crate) async fn enqueue(
     } else {
         StatusCode::OK
     };
-    Ok((status, location(job.job.id), Json(JobView::from(job.job))).into_response())
+    Ok((
+        status,
+        super::location("/v1/jobs", job.job.id),
+        Json(JobView::from(job.job)),
+    )
+        .into_response())
 }
 
 /// Enqueues many jobs in one transaction: all or nothing.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use rota::{
@@ -399,12 +399,6 @@ pub(crate) fn merge(base: &mut Map<String, Value>, patch: Map<String, Value>) {
     }
 }
 
-fn location(id: i64) -> [(header::HeaderName, HeaderValue); 1] {
-    let v = HeaderValue::from_str(&format!("/v1/schedules/{id}"))
-        .unwrap_or(HeaderValue::from_static("/v1/schedules"));
-    [(header::LOCATION, v)]
-}
-
 fn decode(spec: &Value) -> ApiResult<ScheduleDefinition> {
     serde_json::from_value(spec.clone()).map_err(|e| ApiError::internal(&e))
 }
@@ -440,7 +434,12 @@ pub(crate) async fn create(
     let row = st.client.create_schedule(def.clone()).await?;
     let id = row.id;
     let body = ScheduleView::new(row, def, None);
-    Ok((StatusCode::CREATED, location(id), Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        super::location("/v1/schedules", id),
+        Json(body),
+    )
+        .into_response())
 }
 
 /// Every schedule.
