@@ -81,6 +81,7 @@ use tokio::task::AbortHandle;
 
 pub use jobs::{MAX_LIST_LIMIT, job_insert_many_in, job_list_in};
 pub use options::{SqliteOptions, Synchronous, connect_options};
+pub use runs::job_finish_in;
 pub use writer::WriterStats;
 
 use crate::error::{map_sqlx, writer_gone};

@@ -252,3 +252,20 @@ pub(crate) async fn promote_due(
         .map(|(queue, count)| QueueCount { queue, count })
         .collect())
 }
+
+/// Finishes one run on the caller's connection, fenced by its lease token:
+/// inside the caller's transaction, the handler's own writes and the job's
+/// new state commit together (transactional completion). `applied = false`
+/// means the lease was lost — roll back. Idle workers of other connections
+/// notice the commit through the driver's `data_version` watch.
+pub async fn job_finish_in(
+    conn: &mut SqliteConnection,
+    params: JobFinishParams,
+) -> Result<FinishResult> {
+    let id = params.id;
+    let (results, _woken) = finish_many(conn, std::slice::from_ref(&params)).await?;
+    Ok(results
+        .into_iter()
+        .next()
+        .unwrap_or(FinishResult { id, applied: false }))
+}

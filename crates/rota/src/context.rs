@@ -258,7 +258,7 @@ impl JobContext {
     }
 
     /// Transactional completion: marks the job `succeeded` on the caller's
-    /// connection (`&mut *tx`, PostgreSQL), so the handler's own writes and
+    /// connection (`&mut *tx`, SQLite or PostgreSQL), so the handler's own writes and
     /// the job's success commit together — or, on rollback, neither. Fenced
     /// by the run's lease: returns `false` (roll back!) when the lease was
     /// lost. Return `Ok(JobOutcome::Done)` afterwards; if the transaction

@@ -190,14 +190,13 @@ impl TxConnection for sqlx::SqliteConnection {
         Ok(rota_sqlite::job_list_in(self, params).await?)
     }
 
-    async fn finish_job(
-        &mut self,
-        _store: &Store,
-        _params: JobFinishParams,
-    ) -> Result<FinishResult> {
-        Err(Error::Store(rota_driver::DriverError::NotImplemented(
-            "transactional completion on SQLite",
-        )))
+    async fn finish_job(&mut self, store: &Store, params: JobFinishParams) -> Result<FinishResult> {
+        if store.kind != Kind::Sqlite {
+            return Err(Error::Lifecycle(
+                "a SQLite transaction was given to a client on another store",
+            ));
+        }
+        Ok(rota_sqlite::job_finish_in(self, params).await?)
     }
 }
 

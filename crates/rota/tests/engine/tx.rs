@@ -120,3 +120,96 @@ async fn rollback_leaves_nothing_commit_is_claimed_fast() {
     assert_eq!(n, 5);
     client.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+#[derive(Serialize, Deserialize)]
+struct Deliver {
+    order: i64,
+}
+impl JobArgs for Deliver {
+    const KIND: &'static str = "deliver";
+}
+
+/// Records the delivery and completes the job in one SQLite transaction;
+/// the first attempt of order 99 rolls back after completing.
+struct Deliverer(SqlitePool);
+
+#[async_trait::async_trait]
+impl Worker for Deliverer {
+    type Args = Deliver;
+    async fn work(&self, ctx: &JobContext, a: Deliver) -> JobResult {
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO delivered (order_id) VALUES (?)")
+            .bind(a.order)
+            .execute(&mut *tx)
+            .await?;
+        if !ctx
+            .complete_tx(&mut *tx)
+            .await
+            .map_err(rota::JobError::retry)?
+        {
+            return Err(rota::JobError::retry("lease lost"));
+        }
+        if a.order == 99 && ctx.attempt() == 1 {
+            tx.rollback().await?;
+            return Err(rota::JobError::retry(
+                "simulated failure after completing in tx",
+            ));
+        }
+        tx.commit().await?;
+        Ok(JobOutcome::Done)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_in_the_handlers_own_transaction() {
+    let Some(db) = Db::new() else { return };
+    // The application's pool, opened first so its table exists.
+    let store = db.store().await;
+    let pool = SqlitePool::connect_with(connect_options(&db.url()).unwrap())
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE delivered (order_id INTEGER NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let client = rota::Client::builder(store)
+        .config(rota::Config {
+            backoff: rota::BackoffPolicy {
+                initial_interval: Duration::from_millis(50),
+                jitter: 0.0,
+                ..Default::default()
+            },
+            ..fast_config().queue("default", 2)
+        })
+        .worker(Deliverer(pool.clone()))
+        .build()
+        .unwrap();
+    client.start().await.unwrap();
+    let ok = client
+        .enqueue(&Deliver { order: 1 }, EnqueueOpts::default())
+        .await
+        .unwrap()
+        .job
+        .id;
+    let flaky = client
+        .enqueue(&Deliver { order: 99 }, EnqueueOpts::default())
+        .await
+        .unwrap()
+        .job
+        .id;
+    let ok = client.wait(ok, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(ok.state, rota::JobState::Succeeded);
+    assert_eq!(ok.attempt, 1);
+    let flaky = client.wait(flaky, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(flaky.state, rota::JobState::Succeeded);
+    assert_eq!(flaky.attempt, 2, "the rolled-back completion did not count");
+    for (order, want) in [(1, 1), (99, 1)] {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM delivered WHERE order_id = ?")
+            .bind(order)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, want, "order {order}: effect exactly once");
+    }
+    client.shutdown(Duration::from_secs(5)).await.unwrap();
+}
