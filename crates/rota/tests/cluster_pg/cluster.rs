@@ -247,7 +247,10 @@ async fn three_workers_sigkill_chaos_loses_nothing() {
                 .sum::<i64>()
         }
     };
-    while done(&client).await < JOBS as i64 && started.elapsed() < Duration::from_secs(300) {
+    // Chaos phase: a SIGKILL every 2 s (at most MAX_KILLS), then the
+    // survivors must finish everything, rescues included.
+    const MAX_KILLS: usize = 20;
+    while done(&client).await < JOBS as i64 && kills < MAX_KILLS {
         tokio::time::sleep(Duration::from_secs(2)).await;
         if done(&client).await >= JOBS as i64 {
             break;
@@ -259,6 +262,10 @@ async fn three_workers_sigkill_chaos_loses_nothing() {
         kills += 1;
         children[victim] = spawn_child(&db, &format!("chaos-{victim}-{kills}"), "ledger");
         next += 1;
+    }
+    let settle = Instant::now();
+    while done(&client).await < JOBS as i64 && settle.elapsed() < Duration::from_secs(180) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let finished = done(&client).await;
     for mut c in children {
