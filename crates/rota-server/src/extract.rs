@@ -199,6 +199,32 @@ pub fn parse_limit(v: &str, max: u32) -> Result<u32, ApiError> {
         })
 }
 
+/// Parses an `after` cursor that is an id.
+pub fn parse_cursor(v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>().map_err(|_| {
+        ApiError::invalid(
+            Code::InvalidParameter,
+            "after",
+            "must be a cursor from `next`",
+        )
+    })
+}
+
+/// The `limit` and id `after` of a paged list that takes nothing else;
+/// any other parameter is refused.
+pub fn id_page(raw: Option<&str>) -> Result<(u32, Option<i64>), ApiError> {
+    let mut limit = crate::DEFAULT_LIMIT;
+    let mut before = None;
+    for (k, v) in query_pairs(raw)? {
+        match k.as_str() {
+            "limit" => limit = parse_limit(&v, rota::MAX_PAGE)?,
+            "after" => before = Some(parse_cursor(&v)?),
+            _ => return Err(unknown_parameter(&k, "limit, after")),
+        }
+    }
+    Ok((limit, before))
+}
+
 /// An unknown query parameter, naming it and the accepted ones.
 pub fn unknown_parameter(name: &str, expected: &str) -> ApiError {
     let field: String = name.chars().take(64).collect();

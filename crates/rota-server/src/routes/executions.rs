@@ -18,7 +18,8 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult, Code, Problem};
 use crate::extract::{
-    ApiJson, Id, check_message, check_text, parse_limit, query_pairs, unknown_parameter,
+    ApiJson, Id, check_message, check_text, id_page, parse_cursor, parse_limit, query_pairs,
+    unknown_parameter,
 };
 use crate::routes::jobs::{DEFAULT_LIMIT, MAX_BATCH, parse_duration, to_request};
 
@@ -188,17 +189,6 @@ pub(crate) fn list_params(raw: Option<&str>) -> ApiResult<ExecutionListParams> {
     Ok(p)
 }
 
-/// Parses an `after` cursor that is an id.
-pub(crate) fn parse_cursor(v: &str) -> ApiResult<i64> {
-    v.parse::<i64>().map_err(|_| {
-        ApiError::invalid(
-            Code::InvalidParameter,
-            "after",
-            "must be a cursor from `next`",
-        )
-    })
-}
-
 /// Lists executions, newest first, with keyset pagination.
 #[utoipa::path(
     get,
@@ -270,15 +260,7 @@ pub(crate) async fn jobs(
     Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<JobList>> {
-    let mut limit = DEFAULT_LIMIT;
-    let mut before = None;
-    for (k, v) in query_pairs(q.as_deref())? {
-        match k.as_str() {
-            "limit" => limit = parse_limit(&v, MAX_PAGE)?,
-            "after" => before = Some(parse_cursor(&v)?),
-            _ => return Err(unknown_parameter(&k, "limit, after")),
-        }
-    }
+    let (limit, before) = id_page(q.as_deref())?;
     let page = st.client.execution_jobs(id, before, limit).await?;
     Ok(Json(JobList {
         jobs: page.jobs.into_iter().map(JobView::from).collect(),

@@ -5,14 +5,12 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rota::{Error, MAX_PAGE, WebhookRequest};
+use rota::{Error, WebhookRequest};
 
 use crate::AppState;
 use crate::dto::{CreateWebhookRequest, DeliveryList, DeliveryView, WebhookList, WebhookView};
 use crate::error::{ApiError, ApiResult, Code, Problem};
-use crate::extract::{ApiJson, Id, check_text, parse_limit, query_pairs, unknown_parameter};
-use crate::routes::executions::parse_cursor;
-use crate::routes::jobs::DEFAULT_LIMIT;
+use crate::extract::{ApiJson, Id, check_text, id_page};
 
 /// Longest target URL, in bytes.
 const MAX_URL: usize = 2048;
@@ -156,15 +154,7 @@ pub(crate) async fn deliveries(
     Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<DeliveryList>> {
-    let mut limit = DEFAULT_LIMIT;
-    let mut before = None;
-    for (k, v) in query_pairs(q.as_deref())? {
-        match k.as_str() {
-            "limit" => limit = parse_limit(&v, MAX_PAGE)?,
-            "after" => before = Some(parse_cursor(&v)?),
-            _ => return Err(unknown_parameter(&k, "limit, after")),
-        }
-    }
+    let (limit, before) = id_page(q.as_deref())?;
     if !st.client.webhooks().await?.iter().any(|w| w.id == id) {
         return Err(Error::Missing {
             entity: "webhook",
