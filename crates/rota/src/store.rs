@@ -42,8 +42,15 @@ impl Store {
     /// `rota_schema=NAME` (tables in that schema) and
     /// `rota_pool=N` (main pool size, default 10).
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, true).await
+    }
+
+    /// Like [`Store::open`], applying pending migrations only when `migrate`
+    /// is set (`rota migrate status` must not change the store).
+    pub async fn open_with(url: &str, migrate: bool) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let (url, options) = pg_url_options(url)?;
+            let (url, mut options) = pg_url_options(url)?;
+            options.migrate = migrate;
             let main = PgDriver::connect(&url, options.clone()).await?;
             let control = PgDriver::connect(
                 &url,
@@ -56,8 +63,11 @@ impl Store {
             .await?;
             Ok(Store::postgres_with_control(main, control))
         } else if url.starts_with("sqlite:") {
-            let d = SqliteDriver::open(url, SqliteOptions::default()).await?;
-            Ok(Store::sqlite(d))
+            let options = SqliteOptions {
+                migrate,
+                ..SqliteOptions::default()
+            };
+            Ok(Store::sqlite(SqliteDriver::open(url, options).await?))
         } else {
             Err(Error::UnsupportedUrl(url.to_owned()))
         }

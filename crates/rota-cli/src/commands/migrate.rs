@@ -4,8 +4,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use rota::Driver;
-use rota::drivers::postgres::{PgDriver, PgOptions};
-use rota::drivers::sqlite::{SqliteDriver, SqliteOptions};
 
 use super::Ctx;
 use crate::cli::{Format, MigrateAction};
@@ -13,52 +11,13 @@ use crate::config::redact_url;
 use crate::exit::{Exit, Fail};
 use crate::output;
 
-/// Opens the store *without* applying migrations (`Store::open` always
-/// applies them, which would make `status` useless).
+/// Opens the store *without* applying migrations, so `status` changes
+/// nothing.
 async fn open_driver(url: &str) -> anyhow::Result<Arc<dyn Driver>> {
-    let ctx = || format!("cannot open the store {}", redact_url(url));
-    if url.starts_with("sqlite:") {
-        let opts = SqliteOptions {
-            migrate: false,
-            ..SqliteOptions::default()
-        };
-        let d = SqliteDriver::open(url, opts).await.with_context(ctx)?;
-        return Ok(Arc::new(d));
-    }
-    let (url, schema) = split_rota_params(url);
-    let opts = PgOptions {
-        schema,
-        max_connections: 2,
-        migrate: false,
-        ..PgOptions::default()
-    };
-    let d = PgDriver::connect(&url, opts).await.with_context(ctx)?;
-    Ok(Arc::new(d))
-}
-
-/// Removes Rota's own `rota_schema` / `rota_pool` query parameters from a
-/// PostgreSQL URL (as `Store::open` does).
-fn split_rota_params(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_owned(), None);
-    };
-    let mut schema = None;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|p| match p.split_once('=') {
-            Some(("rota_schema", v)) => {
-                schema = Some(v.to_owned());
-                false
-            }
-            Some(("rota_pool", _)) => false,
-            _ => !p.is_empty(),
-        })
-        .collect();
-    if kept.is_empty() {
-        (base.to_owned(), schema)
-    } else {
-        (format!("{base}?{}", kept.join("&")), schema)
-    }
+    let store = rota::Store::open_with(url, false)
+        .await
+        .with_context(|| format!("cannot open the store {}", redact_url(url)))?;
+    Ok(store.driver().clone())
 }
 
 pub(crate) async fn run(action: Option<MigrateAction>, ctx: &Ctx) -> anyhow::Result<Exit> {
@@ -112,22 +71,4 @@ pub(crate) async fn run(action: Option<MigrateAction>, ctx: &Ctx) -> anyhow::Res
         .into());
     }
     Ok(Exit::Success)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rota_params_are_split_off() {
-        assert_eq!(
-            super::split_rota_params("postgres://h/db?sslmode=disable&rota_schema=s&rota_pool=3"),
-            (
-                "postgres://h/db?sslmode=disable".to_owned(),
-                Some("s".to_owned())
-            )
-        );
-        assert_eq!(
-            super::split_rota_params("postgres://h/db"),
-            ("postgres://h/db".to_owned(), None)
-        );
-    }
 }
