@@ -112,7 +112,7 @@ impl Default for BenchOptions {
                 PhaseKind::Process,
                 PhaseKind::Latency,
             ],
-            concurrency: 100,
+            concurrency: 1000,
             callers: 16,
             history: 0,
             phase_timeout: Duration::from_secs(600),

@@ -311,14 +311,22 @@ pub(crate) async fn list(
         p.limit
     };
     let mut sql = format!("SELECT * FROM {} WHERE true", t.jobs);
+    if !p.states.is_empty() {
+        // States are inlined as literals (an enum's names, never user
+        // text), so the planner can match the per-state partial indexes
+        // even when it reuses a generic plan.
+        let states: Vec<String> = p
+            .states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        sql.push_str(&format!(" AND state IN ({})", states.join(", ")));
+    }
     let mut n = 0;
     let mut param = |clause: &str| {
         n += 1;
         sql.push_str(&clause.replace('?', &format!("${n}")));
     };
-    if !p.states.is_empty() {
-        param(" AND state = ANY(?::text[])");
-    }
     if p.queue.is_some() {
         param(" AND queue = ?");
     }
@@ -342,11 +350,7 @@ pub(crate) async fn list(
         param(" AND id < ?");
     }
     param(" ORDER BY id DESC LIMIT ?");
-    let states: Vec<&str> = p.states.iter().map(|s| s.as_str()).collect();
     let mut q = sqlx::query(AssertSqlSafe(sql));
-    if !states.is_empty() {
-        q = q.bind(states);
-    }
     if let Some(queue) = &p.queue {
         q = q.bind(queue.as_str());
     }

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "queue_vacuum",
         sql: include_str!("../migrations/0004_queue_vacuum.sql"),
     },
+    Migration {
+        version: 5,
+        name: "lean_job_indexes",
+        sql: include_str!("../migrations/0005_lean_job_indexes.sql"),
+    },
 ];
 
 /// The placeholder migrations use for the quoted target schema.

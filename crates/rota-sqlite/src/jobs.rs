@@ -226,12 +226,14 @@ pub async fn job_list_in(conn: &mut SqliteConnection, params: &JobListParams) ->
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM rota_jobs WHERE 1 = 1"));
     if !params.states.is_empty() {
-        qb.push(" AND state IN (");
-        let mut sep = qb.separated(", ");
-        for s in &params.states {
-            sep.push_bind(s.as_str());
-        }
-        qb.push(")");
+        // Literals (an enum's names, never user text): SQLite uses a partial
+        // index only when the query states its predicate in constants.
+        let states: Vec<String> = params
+            .states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        qb.push(format!(" AND state IN ({})", states.join(", ")));
     }
     if let Some(queue) = &params.queue {
         qb.push(" AND queue = ").push_bind(queue.clone());

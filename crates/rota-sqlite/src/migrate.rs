@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "executions_schedules_webhooks",
         sql: include_str!("../migrations/0003_executions_schedules_webhooks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "lean_job_indexes",
+        sql: include_str!("../migrations/0004_lean_job_indexes.sql"),
+    },
 ];
 
 fn failed(step: &str, err: sqlx::Error) -> DriverError {
