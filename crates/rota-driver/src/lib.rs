@@ -13,6 +13,7 @@
 mod error;
 mod executions;
 mod params;
+mod park;
 mod schedules;
 mod webhooks;
 
@@ -23,6 +24,7 @@ use tokio::sync::broadcast;
 pub use error::{DriverError, Result};
 pub use executions::*;
 pub use params::*;
+pub use park::*;
 pub use schedules::*;
 pub use webhooks::*;
 
@@ -77,6 +79,16 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     /// `running` with `attempt + 1`, the given lease token and expiry,
     /// `started_at = now`, `node = node_id`.
     async fn job_claim(&self, params: &JobClaimParams) -> Result<Vec<Job>>;
+
+    /// Parks an idle producer's claim on `queue`: the store runs it (built
+    /// by `make` at that moment) inside the next transaction of this
+    /// process that makes jobs of `queue` available, and delivers the
+    /// claimed jobs once that transaction has committed. `None` when the
+    /// store cannot park; the caller then waits for a wake-up and claims.
+    fn job_claim_park(&self, queue: &str, make: ClaimParamsFn) -> Option<ParkedClaim> {
+        let _ = (queue, make);
+        None
+    }
 
     /// Moves running jobs to the states the engine computed, each fenced by
     /// its lease token (and optionally by lease expiry). Returns, per input,

@@ -62,16 +62,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rota_core::{Job, JobState};
 use rota_driver::{
-    ApiKeyInsertParams, ApiKeyRow, DeliveryAttemptParams, DeliveryCreateParams, DeliveryListParams,
-    DeliveryRow, Driver, DriverError, EventRow, ExecutionAddJobsParams, ExecutionInsertParams,
-    ExecutionListParams, ExecutionMarkParams, ExecutionPruneParams, ExecutionRepair, ExecutionRow,
-    ExecutionStopParams, FinishResult, FireListParams, FireOutcome, FireRow, HeartbeatResult,
-    InsertedJob, JobCancelParams, JobCheckinParams, JobClaimParams, JobCount, JobExpiredParams,
-    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
-    JobPruneParams, JobRetryParams, LeaderElectParams, LeaderReelectParams, LeaderTerm,
-    MigrationStatus, NodeDrainParams, NodePruneParams, NodeRow, NodeUpsertParams, QueueCount,
-    QueuePauseParams, QueueRow, Result, ScheduleFireParams, ScheduleInsertParams, ScheduleRow,
-    ScheduleUpdateParams, StoreInfo, Wakeup, WebhookInsertParams, WebhookRow,
+    ApiKeyInsertParams, ApiKeyRow, ClaimParamsFn, DeliveryAttemptParams, DeliveryCreateParams,
+    DeliveryListParams, DeliveryRow, Driver, DriverError, EventRow, ExecutionAddJobsParams,
+    ExecutionInsertParams, ExecutionListParams, ExecutionMarkParams, ExecutionPruneParams,
+    ExecutionRepair, ExecutionRow, ExecutionStopParams, FinishResult, FireListParams, FireOutcome,
+    FireRow, HeartbeatResult, InsertedJob, JobCancelParams, JobCheckinParams, JobClaimParams,
+    JobCount, JobExpiredParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    JobListParams, JobPromoteParams, JobPruneParams, JobRetryParams, LeaderElectParams,
+    LeaderReelectParams, LeaderTerm, MigrationStatus, NodeDrainParams, NodePruneParams, NodeRow,
+    NodeUpsertParams, ParkedClaim, ParkingLot, QueueCount, QueuePauseParams, QueueRow, Result,
+    ScheduleFireParams, ScheduleInsertParams, ScheduleRow, ScheduleUpdateParams, StoreInfo, Wakeup,
+    WebhookInsertParams, WebhookRow,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -99,6 +100,9 @@ pub(crate) struct Inner {
     pub(crate) writer: WriterHandle,
     pub(crate) wake: broadcast::Sender<Wakeup>,
     pub(crate) counters: Arc<Counters>,
+    /// Idle producers' claims, run by the writer inside the transaction
+    /// that makes their queue's jobs available.
+    parked: Arc<ParkingLot>,
     read: SqlitePool,
     read_options: SqliteConnectOptions,
     options: SqliteOptions,
@@ -157,6 +161,7 @@ impl SqliteDriver {
             .map_err(map_sqlx)?;
         let counters = Arc::new(Counters::default());
         let (wake, _) = broadcast::channel(options.wakeup_capacity.max(1));
+        let parked = Arc::new(ParkingLot::default());
         let writer = writer::spawn(
             conn,
             write_options,
@@ -164,12 +169,14 @@ impl SqliteDriver {
             options.writer_queue,
             counters.clone(),
             wake.clone(),
+            parked.clone(),
         );
         Ok(SqliteDriver {
             inner: Arc::new(Inner {
                 writer,
                 wake,
                 counters,
+                parked,
                 read,
                 read_options,
                 options,
@@ -359,6 +366,13 @@ impl Driver for SqliteDriver {
             .writer
             .write(move |conn, _| Box::pin(async move { runs::claim(conn, &p).await }))
             .await
+    }
+
+    fn job_claim_park(&self, queue: &str, make: ClaimParamsFn) -> Option<ParkedClaim> {
+        if self.inner.writer.is_closed() {
+            return None;
+        }
+        Some(self.inner.parked.park(queue, make))
     }
 
     async fn job_finish_many(&self, params: Vec<JobFinishParams>) -> Result<Vec<FinishResult>> {

@@ -43,6 +43,7 @@ async fn writer(
         64,
         counters.clone(),
         broadcast::channel(16).0,
+        Arc::default(),
     );
     (handle, counters, opts)
 }

@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use rota_driver::{DriverError, Result, Wakeup};
+use rota_core::Job;
+use rota_driver::{DriverError, ParkedRequest, ParkingLot, Result, Wakeup};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -231,6 +232,7 @@ pub(crate) fn spawn(
     queue: usize,
     counters: Arc<Counters>,
     wake: broadcast::Sender<Wakeup>,
+    parked: Arc<ParkingLot>,
 ) -> WriterHandle {
     let (tx, rx) = mpsc::channel(queue.max(1));
     let writer = Writer {
@@ -240,6 +242,7 @@ pub(crate) fn spawn(
         max_batch: max_batch.max(1),
         counters,
         wake,
+        parked,
         data_version: None,
         broken: false,
     };
@@ -254,6 +257,8 @@ struct Writer {
     max_batch: usize,
     counters: Arc<Counters>,
     wake: broadcast::Sender<Wakeup>,
+    /// Claims parked by idle producers (see [`Writer::run_parked`]).
+    parked: Arc<ParkingLot>,
     /// The writer connection's last seen `PRAGMA data_version`; it changes
     /// only when *another* connection commits.
     data_version: Option<i64>,
@@ -346,13 +351,24 @@ impl Writer {
                 wake.append(&mut fx.wake);
             }
         }
+        let claims = self.run_parked(&wake).await;
         self.counters.commits_started.fetch_add(1, Ordering::SeqCst);
         let committed = self.exec("COMMIT").await;
         self.counters
             .commits_finished
             .fetch_add(1, Ordering::SeqCst);
         if let Err(e) = committed {
+            for (reply, _) in claims {
+                let _ = reply.send(Err(DriverError::Database(format!(
+                    "the transaction of a parked claim failed to commit: {e}"
+                ))));
+            }
             return self.fail_all(ops, e).await;
+        }
+        for (reply, claimed) in claims {
+            // A producer that stopped waiting retracted first; a closed
+            // reply here means it is gone and the lease will expire.
+            let _ = reply.send(claimed);
         }
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -365,6 +381,31 @@ impl Writer {
         for op in ops {
             op.complete(None);
         }
+    }
+
+    /// Runs the claims parked on the queues this batch woke, inside the
+    /// batch's transaction: the jobs it made available are claimed in the
+    /// same commit. Results are sent only after that commit.
+    async fn run_parked(
+        &mut self,
+        woken: &BTreeSet<String>,
+    ) -> Vec<(
+        tokio::sync::oneshot::Sender<Result<Vec<Job>>>,
+        Result<Vec<Job>>,
+    )> {
+        if woken.is_empty() || self.parked.is_empty() {
+            return Vec::new();
+        }
+        let requests: Vec<ParkedRequest> = self.parked.take(woken.iter().map(String::as_str));
+        let mut out = Vec::with_capacity(requests.len());
+        for req in requests {
+            let params = (req.make)();
+            // One statement: a failure undoes only itself and goes to its
+            // producer, which claims again the usual way.
+            let claimed = crate::runs::claim(&mut self.conn, &params).await;
+            out.push((req.reply, claimed));
+        }
+        out
     }
 
     async fn fail_all(&mut self, ops: Vec<Box<dyn ErasedOp>>, err: sqlx::Error) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rota_core::{QueueConfig, clock};
-use rota_driver::JobClaimParams;
+use rota_driver::{JobClaimParams, Retracted};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -59,22 +59,16 @@ pub(crate) async fn run(
             continue;
         }
         let want = free.min(engine.config.claim_batch as usize);
-        let now = engine.now();
         let lease_token = rand::random::<i64>();
-        let claimed = engine
-            .driver
-            .job_claim(&JobClaimParams {
-                queue: queue.name.clone(),
-                max: want as u32,
-                node_id: engine.config.node_id.clone(),
-                node_labels: node_labels.clone(),
-                kinds: Some(kinds.clone()),
-                lease_token,
-                lease_expires_at: clock::add(now, engine.config.lease),
-                now,
-            })
-            .await;
-        let jobs = match claimed {
+        let params = claim_params(
+            &engine,
+            &queue.name,
+            &node_labels,
+            &kinds,
+            want,
+            lease_token,
+        );
+        let jobs = match engine.driver.job_claim(&params).await {
             Ok(jobs) => {
                 error_delay = Duration::from_millis(100);
                 jobs
@@ -90,26 +84,90 @@ pub(crate) async fn run(
             }
         };
         let got = jobs.len();
-        for job in jobs {
-            engine.hooks.job_from(&job);
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                // Cannot happen (only this task takes slots), but never run
-                // beyond the concurrency limit: let the lease expire instead.
-                tracing::error!(job.id = job.id, "no free slot for a claimed job");
-                continue;
-            };
-            tracker.spawn(executor::execute(
-                engine.clone(),
-                job,
-                lease_token,
-                permit,
-                completer.clone(),
-            ));
-        }
+        dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token);
         if got == want {
             continue;
         }
-        wait_for_work(&mut wake, &queue.name, engine.config.poll_interval, &stop).await;
+        // Idle. Where the store can, park the next claim in it: the
+        // transaction that makes a job of this queue available also claims
+        // it, so the handler starts right after that one commit.
+        let lease_token = rand::random::<i64>();
+        let make = {
+            let engine = engine.clone();
+            let (queue, labels, kinds) = (queue.name.clone(), node_labels.clone(), kinds.clone());
+            let want = slots
+                .available_permits()
+                .min(engine.config.claim_batch as usize);
+            Box::new(move || claim_params(&engine, &queue, &labels, &kinds, want, lease_token))
+        };
+        let Some(mut parked) = engine.driver.job_claim_park(&queue.name, make) else {
+            wait_for_work(&mut wake, &queue.name, engine.config.poll_interval, &stop).await;
+            continue;
+        };
+        let jobs = tokio::select! {
+            r = parked.wait() => r,
+            () = wait_for_work(&mut wake, &queue.name, engine.config.poll_interval, &stop) => {
+                match parked.retract() {
+                    Retracted::Withdrawn => continue,
+                    // The store took it just now: its jobs may be claimed.
+                    Retracted::Taken(rx) => rx.await.unwrap_or_else(|_| Ok(Vec::new())),
+                }
+            }
+        };
+        match jobs {
+            Ok(jobs) => dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token),
+            // Nothing was claimed; the next round claims as usual.
+            Err(e) => tracing::debug!(queue = %queue.name, error = %e, "parked claim failed"),
+        }
+    }
+}
+
+/// The parameters of one claim of `want` jobs, timed by the engine's clock.
+fn claim_params(
+    engine: &Engine,
+    queue: &str,
+    node_labels: &std::collections::BTreeMap<String, String>,
+    kinds: &[String],
+    want: usize,
+    lease_token: i64,
+) -> JobClaimParams {
+    let now = engine.now();
+    JobClaimParams {
+        queue: queue.to_owned(),
+        max: u32::try_from(want).unwrap_or(u32::MAX),
+        node_id: engine.config.node_id.clone(),
+        node_labels: node_labels.clone(),
+        kinds: Some(kinds.to_vec()),
+        lease_token,
+        lease_expires_at: clock::add(now, engine.config.lease),
+        now,
+    }
+}
+
+/// Starts an executor for each claimed job, each holding one queue slot.
+fn dispatch(
+    engine: &Arc<Engine>,
+    slots: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+    completer: &mpsc::UnboundedSender<Finish>,
+    jobs: Vec<rota_core::Job>,
+    lease_token: i64,
+) {
+    for job in jobs {
+        engine.hooks.job_from(&job);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Cannot happen (only this task takes slots), but never run
+            // beyond the concurrency limit: let the lease expire instead.
+            tracing::error!(job.id = job.id, "no free slot for a claimed job");
+            continue;
+        };
+        tracker.spawn(executor::execute(
+            engine.clone(),
+            job,
+            lease_token,
+            permit,
+            completer.clone(),
+        ));
     }
 }
 

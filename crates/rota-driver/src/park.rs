@@ -1,0 +1,180 @@
+//! Parked claims: an idle producer's claim that the store runs inside the
+//! very transaction that makes jobs available in its queue.
+//!
+//! Without parking, a job enqueued on an idle worker costs two commits
+//! before its handler starts (the insert's, then the claim's) plus a
+//! wake-up round trip. A store that supports parking runs the parked claim
+//! just before committing the insert, so the job is handed to the producer
+//! the moment that one commit is durable.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use rota_core::Job;
+use tokio::sync::oneshot;
+
+use crate::{JobClaimParams, Result};
+
+/// Builds the claim's parameters when the store runs it, so `now` and the
+/// lease expiry come from the caller's clock at that moment, not at parking.
+pub type ClaimParamsFn = Box<dyn Fn() -> JobClaimParams + Send + Sync>;
+
+/// The store's side of a parked claim.
+pub struct ParkedRequest {
+    /// Makes the claim parameters (called once, when the claim runs).
+    pub make: ClaimParamsFn,
+    /// Where the claimed jobs (or the claim's error) go after the commit.
+    pub reply: oneshot::Sender<Result<Vec<Job>>>,
+}
+
+impl fmt::Debug for ParkedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParkedRequest").finish_non_exhaustive()
+    }
+}
+
+/// Parked claims of one store, by queue.
+#[derive(Debug, Default)]
+pub struct ParkingLot {
+    slots: Mutex<Vec<(u64, String, ParkedRequest)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl ParkingLot {
+    /// Parks a claim for `queue`; the returned handle waits for it.
+    pub fn park(self: &Arc<Self>, queue: &str, make: ClaimParamsFn) -> ParkedClaim {
+        let (reply, rx) = oneshot::channel();
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.push((id, queue.to_owned(), ParkedRequest { make, reply }));
+        }
+        ParkedClaim {
+            id,
+            lot: Arc::clone(self),
+            rx,
+        }
+    }
+
+    /// Takes every claim parked on one of `queues` (the store runs them).
+    pub fn take<'q>(&self, queues: impl IntoIterator<Item = &'q str>) -> Vec<ParkedRequest> {
+        let Ok(mut slots) = self.slots.lock() else {
+            return Vec::new();
+        };
+        if slots.is_empty() {
+            return Vec::new();
+        }
+        let queues: Vec<&str> = queues.into_iter().collect();
+        let mut taken = Vec::new();
+        let mut i = 0;
+        while i < slots.len() {
+            if queues.contains(&slots[i].1.as_str()) {
+                taken.push(slots.swap_remove(i).2);
+            } else {
+                i += 1;
+            }
+        }
+        taken
+    }
+
+    /// Whether no claim is parked.
+    pub fn is_empty(&self) -> bool {
+        self.slots.lock().map(|s| s.is_empty()).unwrap_or(true)
+    }
+
+    fn remove(&self, id: u64) -> bool {
+        let Ok(mut slots) = self.slots.lock() else {
+            return false;
+        };
+        match slots.iter().position(|(i, _, _)| *i == id) {
+            Some(pos) => {
+                slots.swap_remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The producer's side of a parked claim.
+#[derive(Debug)]
+pub struct ParkedClaim {
+    id: u64,
+    lot: Arc<ParkingLot>,
+    rx: oneshot::Receiver<Result<Vec<Job>>>,
+}
+
+/// What [`ParkedClaim::retract`] found.
+#[derive(Debug)]
+pub enum Retracted {
+    /// The claim was still parked and is gone now: nothing was claimed.
+    Withdrawn,
+    /// The store had already taken the claim: its result follows on this
+    /// receiver and must be handled (the jobs may be claimed).
+    Taken(oneshot::Receiver<Result<Vec<Job>>>),
+}
+
+impl ParkedClaim {
+    /// Waits until the store ran the claim. An error means the store
+    /// dropped the request (for example on shutdown): nothing was claimed.
+    pub async fn wait(&mut self) -> Result<Vec<Job>> {
+        match (&mut self.rx).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::DriverError::Unavailable(
+                "the store dropped a parked claim".to_owned(),
+            )),
+        }
+    }
+
+    /// Withdraws the claim, unless the store has already taken it.
+    pub fn retract(self) -> Retracted {
+        if self.lot.remove(self.id) {
+            Retracted::Withdrawn
+        } else {
+            Retracted::Taken(self.rx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> JobClaimParams {
+        JobClaimParams {
+            queue: "q".into(),
+            max: 1,
+            node_id: "n".into(),
+            node_labels: Default::default(),
+            kinds: None,
+            lease_token: 1,
+            lease_expires_at: jiff::Timestamp::UNIX_EPOCH,
+            now: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn retract_before_take_withdraws() {
+        let lot = Arc::new(ParkingLot::default());
+        let parked = lot.park("q", Box::new(params));
+        assert!(matches!(parked.retract(), Retracted::Withdrawn));
+        assert!(lot.take(["q"]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn taken_claim_delivers_after_retract() {
+        let lot = Arc::new(ParkingLot::default());
+        let parked = lot.park("q", Box::new(params));
+        let other = lot.park("other", Box::new(params));
+        let taken = lot.take(["q"]);
+        assert_eq!(taken.len(), 1);
+        for req in taken {
+            assert_eq!((req.make)().queue, "q");
+            let _ = req.reply.send(Ok(Vec::new()));
+        }
+        match parked.retract() {
+            Retracted::Taken(rx) => assert!(rx.await.unwrap().unwrap().is_empty()),
+            Retracted::Withdrawn => panic!("the claim was taken"),
+        }
+        assert!(matches!(other.retract(), Retracted::Withdrawn));
+    }
+}

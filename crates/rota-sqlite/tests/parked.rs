@@ -1,0 +1,131 @@
+//! Parked claims on real files: an idle producer's claim runs inside the
+//! transaction that makes its queue's jobs available.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rota_core::JobState;
+use rota_driver::{Driver, JobClaimParams, JobInsertParams, QueuePauseParams, Retracted};
+use rota_sqlite::{SqliteDriver, SqliteOptions};
+use tempfile::TempDir;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn job(queue: &str) -> JobInsertParams {
+    JobInsertParams {
+        kind: "k".into(),
+        args: serde_json::json!({}),
+        queue: queue.into(),
+        priority: 0,
+        state: JobState::Available,
+        run_at: at(0),
+        created_at: at(0),
+        max_attempts: 3,
+        timeout: None,
+        unique_key: None,
+        labels: BTreeMap::new(),
+        attributes: BTreeMap::new(),
+        trace_context: None,
+    }
+}
+
+fn claim(queue: &str, max: u32) -> Box<dyn Fn() -> JobClaimParams + Send + Sync> {
+    let queue = queue.to_owned();
+    Box::new(move || JobClaimParams {
+        queue: queue.clone(),
+        max,
+        node_id: "node-1".into(),
+        node_labels: BTreeMap::new(),
+        kinds: None,
+        lease_token: 42,
+        lease_expires_at: at(100),
+        now: at(1),
+    })
+}
+
+async fn fresh() -> (TempDir, SqliteDriver) {
+    let dir = TempDir::new().unwrap();
+    let driver = SqliteDriver::open(
+        dir.path().join("rota.db").to_str().unwrap(),
+        SqliteOptions::default(),
+    )
+    .await
+    .unwrap();
+    (dir, driver)
+}
+
+#[tokio::test]
+async fn an_insert_runs_the_parked_claim_in_its_own_commit() {
+    let (_dir, driver) = fresh().await;
+    let mut parked = driver.job_claim_park("q", claim("q", 2)).unwrap();
+    let inserted = driver
+        .job_insert_many(vec![job("q"), job("q"), job("q")])
+        .await
+        .unwrap();
+    let jobs = tokio::time::timeout(Duration::from_secs(5), parked.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    // Claimed up to `max`, in id order, running under the parked token.
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, vec![inserted[0].job.id, inserted[1].job.id]);
+    for id in ids {
+        let stored = driver.job_get(id).await.unwrap().unwrap();
+        assert_eq!(stored.state, JobState::Running);
+        assert_eq!(stored.lease_token, Some(42));
+    }
+    let third = driver.job_get(inserted[2].job.id).await.unwrap().unwrap();
+    assert_eq!(third.state, JobState::Available);
+}
+
+#[tokio::test]
+async fn other_queues_and_retracted_claims_are_left_alone() {
+    let (_dir, driver) = fresh().await;
+    let parked = driver.job_claim_park("q", claim("q", 5)).unwrap();
+    let other = driver.job_insert_many(vec![job("other")]).await.unwrap();
+    assert_eq!(
+        driver
+            .job_get(other[0].job.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Available
+    );
+    assert!(matches!(parked.retract(), Retracted::Withdrawn));
+    let mine = driver.job_insert_many(vec![job("q")]).await.unwrap();
+    assert_eq!(
+        driver.job_get(mine[0].job.id).await.unwrap().unwrap().state,
+        JobState::Available
+    );
+}
+
+#[tokio::test]
+async fn a_paused_queue_delivers_an_empty_claim() {
+    let (_dir, driver) = fresh().await;
+    driver
+        .queue_pause(&QueuePauseParams {
+            name: "q".into(),
+            now: at(0),
+        })
+        .await
+        .unwrap();
+    let mut parked = driver.job_claim_park("q", claim("q", 5)).unwrap();
+    let inserted = driver.job_insert_many(vec![job("q")]).await.unwrap();
+    let jobs = parked.wait().await.unwrap();
+    assert!(jobs.is_empty());
+    assert_eq!(
+        driver
+            .job_get(inserted[0].job.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Available
+    );
+}
