@@ -30,6 +30,7 @@
 //! [`job_finish_in`] on a `&mut PgConnection` (e.g. `&mut *tx`).
 
 mod api_keys;
+mod copy;
 mod error;
 mod executions;
 mod jobs;

@@ -149,6 +149,60 @@ pub async fn insert_many_large_batch(driver: Arc<dyn Driver>) {
     assert_eq!(total, n as i64, "all {n} jobs stored");
 }
 
+/// A batch large enough for a store's bulk path (PostgreSQL: binary COPY)
+/// returns exactly what reading the rows back returns, for varied jobs.
+pub async fn insert_many_bulk_path_returns_stored_rows(driver: Arc<dyn Driver>) {
+    let specs: Vec<JobInsertParams> = (0..300i64)
+        .map(|i| JobInsertParams {
+            args: match i % 4 {
+                0 => json!({"i": i, "f": 0.1, "big": u64::MAX, "s": "héllo ✓", "n": null}),
+                1 => json!([i, "two", 3.5, {"k": [true, false]}]),
+                2 => json!(format!("quote ' and \\ backslash {i}")),
+                _ => json!(null),
+            },
+            queue: if i % 3 == 0 {
+                "bulk-a".into()
+            } else {
+                "bulk-b".into()
+            },
+            priority: (i % 7) as i16 - 3,
+            state: if i % 5 == 0 {
+                JobState::Scheduled
+            } else {
+                JobState::Available
+            },
+            run_at: at_ms(i * 1_001),
+            created_at: at_ms(i),
+            max_attempts: 1 + (i as u32 % 9),
+            timeout: (i % 2 == 0).then(|| Duration::from_micros(1_500_700 + i as u64)),
+            labels: if i % 4 == 0 {
+                map(&[("region", "eu")])
+            } else {
+                map(&[])
+            },
+            attributes: map(&[("tenant", "acme"), ("row", "x'y")]),
+            trace_context: (i % 3 == 1).then(|| format!("00-{i:032x}-{i:016x}-01")),
+            ..job("bulk")
+        })
+        .collect();
+    let out = driver
+        .job_insert_many(specs.clone())
+        .await
+        .unwrap_or_else(|e| panic!("job_insert_many failed: {e}"));
+    assert_eq!(out.len(), specs.len(), "one result per spec");
+    for (row, spec) in out.iter().zip(&specs) {
+        assert!(row.inserted);
+        let stored = get(&driver, row.job.id).await;
+        assert_eq!(stored, row.job, "returned row equals the stored row");
+        assert_eq!(stored.args, spec.args);
+        assert_eq!(stored.state, spec.state);
+    }
+    assert!(
+        out.windows(2).all(|w| w[0].job.id < w[1].job.id),
+        "ids increase in input order"
+    );
+}
+
 /// The state given at insert is stored: `Scheduled` (run_at in the future) is
 /// not claimable, not even after its run_at, until promoted; `Available` is
 /// claimable at once.
