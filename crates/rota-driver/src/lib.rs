@@ -81,10 +81,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     async fn job_claim(&self, params: &JobClaimParams) -> Result<Vec<Job>>;
 
     /// Parks an idle producer's claim on `queue`: the store runs it (built
-    /// by `make` at that moment) inside the next transaction of this
-    /// process that makes jobs of `queue` available, and delivers the
-    /// claimed jobs once that transaction has committed. `None` when the
-    /// store cannot park; the caller then waits for a wake-up and claims.
+    /// by `make` at that moment, as its own transaction) right after this
+    /// process next commits a write that makes jobs of `queue` available,
+    /// and delivers the result. `None` when the store cannot park; the
+    /// caller then waits for a wake-up and claims.
     fn job_claim_park(&self, queue: &str, make: ClaimParamsFn) -> Option<ParkedClaim> {
         let _ = (queue, make);
         None

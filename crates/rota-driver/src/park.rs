@@ -1,11 +1,12 @@
-//! Parked claims: an idle producer's claim that the store runs inside the
-//! very transaction that makes jobs available in its queue.
+//! Parked claims: an idle producer leaves its next claim with the store,
+//! which runs it right after committing a write that makes jobs of that
+//! queue available.
 //!
-//! Without parking, a job enqueued on an idle worker costs two commits
-//! before its handler starts (the insert's, then the claim's) plus a
-//! wake-up round trip. A store that supports parking runs the parked claim
-//! just before committing the insert, so the job is handed to the producer
-//! the moment that one commit is durable.
+//! Without parking, the path from an enqueue's commit to a handler is a
+//! wake-up message, the producer's task, and a claim sent back to the
+//! store. A store that writes through one task (SQLite) runs the parked
+//! claim itself right after answering the enqueuer, skipping those hops;
+//! the enqueuer never waits for the claim.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -100,7 +100,7 @@ pub(crate) struct Inner {
     pub(crate) writer: WriterHandle,
     pub(crate) wake: broadcast::Sender<Wakeup>,
     pub(crate) counters: Arc<Counters>,
-    /// Idle producers' claims, run by the writer inside the transaction
+    /// Idle producers' claims, run by the writer right after a commit
     /// that makes their queue's jobs available.
     parked: Arc<ParkingLot>,
     read: SqlitePool,
@@ -329,9 +329,11 @@ impl Driver for SqliteDriver {
         if params.is_empty() {
             return Ok(Vec::new());
         }
+        // One row without a unique key is one INSERT statement.
+        let atomic = params.len() == 1 && params[0].unique_key.is_none();
         self.inner
             .writer
-            .write(move |conn, fx| {
+            .write_atomic(atomic, move |conn, fx| {
                 Box::pin(async move {
                     let out = job_insert_many_in(conn, params).await?;
                     for j in &out {
@@ -364,7 +366,9 @@ impl Driver for SqliteDriver {
         let p = params.clone();
         self.inner
             .writer
-            .write(move |conn, _| Box::pin(async move { runs::claim(conn, &p).await }))
+            .write_atomic(true, move |conn, _| {
+                Box::pin(async move { runs::claim(conn, &p).await })
+            })
             .await
     }
 
@@ -379,9 +383,11 @@ impl Driver for SqliteDriver {
         if params.is_empty() {
             return Ok(Vec::new());
         }
+        // Up to one chunk is one UPDATE statement.
+        let atomic = params.len() <= runs::CHUNK;
         self.inner
             .writer
-            .write(move |conn, fx| {
+            .write_atomic(atomic, move |conn, fx| {
                 Box::pin(async move {
                     let (results, woken) = runs::finish_many(conn, &params).await?;
                     for q in &woken {
@@ -403,7 +409,9 @@ impl Driver for SqliteDriver {
         let p = params.clone();
         self.inner
             .writer
-            .write(move |conn, _| Box::pin(async move { runs::heartbeat_many(conn, &p).await }))
+            .write_atomic(p.jobs.len() <= runs::CHUNK, move |conn, _| {
+                Box::pin(async move { runs::heartbeat_many(conn, &p).await })
+            })
             .await
     }
 

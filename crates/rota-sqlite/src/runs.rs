@@ -15,7 +15,16 @@ use crate::error::map_sqlx;
 use crate::row::{job_columns, jobs_from_rows, micros, opt_micros, parse_state, to_json};
 
 /// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 512;
+
+/// The row count a batch of `n` is padded to (with all-NULL rows, which
+/// match no job): a power of two, so at most ten statement shapes exist and
+/// all stay in the connection's prepared-statement cache. Unpadded, every
+/// distinct batch size was a fresh prepare of a statement with thousands
+/// of parameters.
+fn padded(n: usize) -> usize {
+    n.next_power_of_two().min(CHUNK)
+}
 
 /// The claim: one statement picking and updating the jobs.
 pub(crate) const CLAIM_SQL: &str = concat!(
@@ -110,7 +119,8 @@ pub(crate) async fn finish_many(
     let mut applied: HashMap<i64, bool> = HashMap::new();
     let mut woken = Vec::new();
     for chunk in params.chunks(CHUNK) {
-        let sql = finish_sql(chunk.len());
+        let width = padded(chunk.len());
+        let sql = finish_sql(width);
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for f in chunk {
             q = q
@@ -125,6 +135,11 @@ pub(crate) async fn finish_many(
                 .bind(f.output.as_deref())
                 .bind(f.progress.as_ref().map(to_json).transpose()?)
                 .bind(f.exit_code.map(i64::from));
+        }
+        for _ in chunk.len()..width {
+            for _ in 0..11 {
+                q = q.bind(None::<i64>);
+            }
         }
         let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
         for r in &rows {
@@ -154,10 +169,14 @@ pub(crate) async fn heartbeat_many(
 ) -> Result<Vec<HeartbeatResult>> {
     let mut held: HashMap<i64, bool> = HashMap::new();
     for chunk in p.jobs.chunks(CHUNK) {
-        let sql = heartbeat_sql(chunk.len());
+        let width = padded(chunk.len());
+        let sql = heartbeat_sql(width);
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, token) in chunk {
             q = q.bind(*id).bind(*token);
+        }
+        for _ in chunk.len()..width {
+            q = q.bind(None::<i64>).bind(None::<i64>);
         }
         let rows = q
             .bind(micros(p.lease_expires_at))

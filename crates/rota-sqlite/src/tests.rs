@@ -105,6 +105,46 @@ async fn a_failed_op_rolls_back_alone_and_the_batch_commits() {
     );
 }
 
+fn insert_atomic(
+    w: &WriterHandle,
+    x: Option<i64>,
+) -> impl Future<Output = rota_driver::Result<()>> + '_ {
+    w.write_atomic(true, move |conn, fx| {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO t (x) VALUES (?)")
+                .bind(x)
+                .execute(&mut *conn)
+                .await
+                .map_err(crate::error::map_sqlx)?;
+            fx.wake("q");
+            Ok(())
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_lone_atomic_op_commits_by_itself_and_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, counters, opts) = writer(&dir).await;
+    insert_atomic(&w, Some(5)).await.unwrap();
+    // NOT NULL violated: the statement undoes itself, the caller gets it.
+    assert!(insert_atomic(&w, None).await.is_err());
+    insert_atomic(&w, Some(6)).await.unwrap();
+    assert_eq!(stored(&opts).await, vec![5, 6]);
+    assert_eq!(counters.batches.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        counters.commits_started.load(Ordering::SeqCst),
+        counters.commits_finished.load(Ordering::SeqCst),
+        "autocommit statements count as commits for the wake-up watcher"
+    );
+    // Queued together, atomic ops share one group-commit transaction.
+    let (a, b) = tokio::join!(insert_atomic(&w, Some(7)), insert_atomic(&w, Some(8)));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(counters.batches.load(Ordering::SeqCst), 3);
+    assert_eq!(stored(&opts).await, vec![5, 6, 7, 8]);
+}
+
 #[tokio::test]
 async fn a_panicking_op_is_an_error_and_the_writer_survives() {
     let dir = tempfile::tempdir().unwrap();

@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use rota_core::Job;
 use rota_driver::{DriverError, ParkedRequest, ParkingLot, Result, Wakeup};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -91,10 +90,14 @@ trait ErasedOp: Send {
     ) -> BoxFut<'c, bool>;
     /// Replies to the caller: its own result, or `failure` for all.
     fn complete(self: Box<Self>, failure: Option<&DriverError>);
+    /// The operation is one statement (atomic by itself): alone in a batch
+    /// it may run in autocommit mode, without `BEGIN` and `COMMIT`.
+    fn atomic(&self) -> bool;
 }
 
 struct TypedOp<T, F> {
     f: Option<F>,
+    atomic: bool,
     out: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -134,6 +137,10 @@ where
         // The caller may have stopped waiting; its operation still ran.
         let _ = this.reply.send(result);
     }
+
+    fn atomic(&self) -> bool {
+        self.atomic
+    }
 }
 
 enum Msg {
@@ -169,7 +176,21 @@ impl WriterHandle {
             + Send
             + 'static,
     {
-        self.send(f, false).await
+        self.send(f, false, false).await
+    }
+
+    /// Like [`write`](Self::write); with `atomic` set the operation runs
+    /// exactly one statement, and when nothing else is queued it runs in
+    /// autocommit mode, saving the `BEGIN` and `COMMIT` round trips (same
+    /// durability: the statement's own commit syncs like any other).
+    pub(crate) async fn write_atomic<T, F>(&self, atomic: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut OpEffects) -> BoxFut<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        self.send(f, false, atomic).await
     }
 
     /// Runs `f` on the writer's connection outside any transaction, alone.
@@ -180,10 +201,10 @@ impl WriterHandle {
             + Send
             + 'static,
     {
-        self.send(f, true).await
+        self.send(f, true, false).await
     }
 
-    async fn send<T, F>(&self, f: F, alone: bool) -> Result<T>
+    async fn send<T, F>(&self, f: F, alone: bool, atomic: bool) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut OpEffects) -> BoxFut<'c, Result<T>>
@@ -193,6 +214,7 @@ impl WriterHandle {
         let (reply, rx) = oneshot::channel();
         let op: Box<dyn ErasedOp> = Box::new(TypedOp {
             f: Some(f),
+            atomic,
             out: None,
             reply,
         });
@@ -257,7 +279,7 @@ struct Writer {
     max_batch: usize,
     counters: Arc<Counters>,
     wake: broadcast::Sender<Wakeup>,
-    /// Claims parked by idle producers (see [`Writer::run_parked`]).
+    /// Claims parked by idle producers (see [`Writer::claim_parked`]).
     parked: Arc<ParkingLot>,
     /// The writer connection's last seen `PRAGMA data_version`; it changes
     /// only when *another* connection commits.
@@ -308,6 +330,13 @@ impl Writer {
     }
 
     async fn run_batch(&mut self, mut ops: Vec<Box<dyn ErasedOp>>) {
+        // A lone one-statement operation commits by itself.
+        if ops.len() == 1 && ops[0].atomic() {
+            if let Some(op) = ops.pop() {
+                self.run_autocommit(op).await;
+            }
+            return;
+        }
         if let Err(e) = self.exec("BEGIN IMMEDIATE").await {
             return self.fail_all(ops, e).await;
         }
@@ -351,61 +380,56 @@ impl Writer {
                 wake.append(&mut fx.wake);
             }
         }
-        let claims = self.run_parked(&wake).await;
         self.counters.commits_started.fetch_add(1, Ordering::SeqCst);
         let committed = self.exec("COMMIT").await;
         self.counters
             .commits_finished
             .fetch_add(1, Ordering::SeqCst);
         if let Err(e) = committed {
-            for (reply, _) in claims {
-                let _ = reply.send(Err(DriverError::Database(format!(
-                    "the transaction of a parked claim failed to commit: {e}"
-                ))));
-            }
             return self.fail_all(ops, e).await;
-        }
-        for (reply, claimed) in claims {
-            // A producer that stopped waiting retracted first; a closed
-            // reply here means it is gone and the lease will expire.
-            let _ = reply.send(claimed);
         }
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
             .ops
             .fetch_add(ops.len() as u64, Ordering::Relaxed);
-        for queue in wake {
-            // No receivers is fine: nobody is waiting.
-            let _ = self.wake.send(Wakeup { queue: Some(queue) });
-        }
         for op in ops {
             op.complete(None);
         }
+        self.after_commit(wake).await;
     }
 
-    /// Runs the claims parked on the queues this batch woke, inside the
-    /// batch's transaction: the jobs it made available are claimed in the
-    /// same commit. Results are sent only after that commit.
-    async fn run_parked(
-        &mut self,
-        woken: &BTreeSet<String>,
-    ) -> Vec<(
-        tokio::sync::oneshot::Sender<Result<Vec<Job>>>,
-        Result<Vec<Job>>,
-    )> {
-        if woken.is_empty() || self.parked.is_empty() {
-            return Vec::new();
+    /// Wakes the queues a commit made work for, then runs the claims
+    /// parked on them.
+    async fn after_commit(&mut self, woken: BTreeSet<String>) {
+        for queue in &woken {
+            // No receivers is fine: nobody is waiting.
+            let _ = self.wake.send(Wakeup {
+                queue: Some(queue.clone()),
+            });
+        }
+        self.claim_parked(&woken).await;
+    }
+
+    /// Runs the claims parked on the queues a commit just woke, each as
+    /// one autocommit statement, right after the callers of that commit
+    /// were answered: the job goes to an idle producer without the wake-up
+    /// → producer → writer round trip, and the enqueuer never waits for it.
+    async fn claim_parked(&mut self, woken: &BTreeSet<String>) {
+        if woken.is_empty() || self.parked.is_empty() || self.broken {
+            return;
         }
         let requests: Vec<ParkedRequest> = self.parked.take(woken.iter().map(String::as_str));
-        let mut out = Vec::with_capacity(requests.len());
         for req in requests {
             let params = (req.make)();
-            // One statement: a failure undoes only itself and goes to its
-            // producer, which claims again the usual way.
+            self.counters.commits_started.fetch_add(1, Ordering::SeqCst);
             let claimed = crate::runs::claim(&mut self.conn, &params).await;
-            out.push((req.reply, claimed));
+            self.counters
+                .commits_finished
+                .fetch_add(1, Ordering::SeqCst);
+            // A producer that stopped waiting retracted first; a closed
+            // reply means it is gone and the lease will expire.
+            let _ = req.reply.send(claimed);
         }
-        out
     }
 
     async fn fail_all(&mut self, ops: Vec<Box<dyn ErasedOp>>, err: sqlx::Error) {
@@ -420,6 +444,22 @@ impl Writer {
         let err = map_sqlx(err);
         for op in ops {
             op.complete(Some(&err));
+        }
+    }
+
+    async fn run_autocommit(&mut self, mut op: Box<dyn ErasedOp>) {
+        let mut fx = OpEffects::default();
+        self.counters.commits_started.fetch_add(1, Ordering::SeqCst);
+        let ok = matches!(CatchUnwind(op.run(&mut self.conn, &mut fx)).await, Ok(true));
+        self.counters
+            .commits_finished
+            .fetch_add(1, Ordering::SeqCst);
+        // A failed statement rolled itself back; the op keeps its error.
+        op.complete(None);
+        if ok {
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
+            self.counters.ops.fetch_add(1, Ordering::Relaxed);
+            self.after_commit(fx.wake).await;
         }
     }
 

@@ -1,5 +1,5 @@
-//! Parked claims on real files: an idle producer's claim runs inside the
-//! transaction that makes its queue's jobs available.
+//! Parked claims on real files: an idle producer's claim runs right after
+//! the commit that makes its queue's jobs available.
 
 #![allow(clippy::unwrap_used)]
 
@@ -60,7 +60,7 @@ async fn fresh() -> (TempDir, SqliteDriver) {
 }
 
 #[tokio::test]
-async fn an_insert_runs_the_parked_claim_in_its_own_commit() {
+async fn an_insert_runs_the_parked_claim_after_its_commit() {
     let (_dir, driver) = fresh().await;
     let mut parked = driver.job_claim_park("q", claim("q", 2)).unwrap();
     let inserted = driver

@@ -88,9 +88,9 @@ pub(crate) async fn run(
         if got == want {
             continue;
         }
-        // Idle. Where the store can, park the next claim in it: the
-        // transaction that makes a job of this queue available also claims
-        // it, so the handler starts right after that one commit.
+        // Idle. Where the store can, park the next claim in it: the store
+        // runs it right after committing a job of this queue, without the
+        // wake-up -> producer -> store round trip.
         let lease_token = rand::random::<i64>();
         let make = {
             let engine = engine.clone();
