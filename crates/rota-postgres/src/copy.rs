@@ -169,7 +169,7 @@ fn jsonb(buf: &mut Vec<u8>, v: &impl serde::Serialize) -> Result<()> {
 }
 
 /// The job as stored: times at microseconds, the timeout at milliseconds.
-fn stored_job(id: i64, p: &JobInsertParams, origin: Origin) -> Result<Job> {
+pub(crate) fn stored_job(id: i64, p: &JobInsertParams, origin: Origin) -> Result<Job> {
     let micros = |t: jiff::Timestamp| {
         jiff::Timestamp::from_microsecond(t.as_microsecond())
             .map_err(|e| DriverError::Database(format!("time out of range: {e}")))

@@ -95,6 +95,59 @@ fn insert_sql(t: &Tables) -> String {
     )
 }
 
+fn insert_one_sql(t: &Tables) -> String {
+    format!(
+        "WITH ins AS (
+            INSERT INTO {jobs} (id, kind, queue, state, priority, args, run_at, created_at,
+                                max_attempts, timeout_ms, labels, attributes, trace_context,
+                                execution_id, schedule_id, fire_at)
+            VALUES (nextval('{seq}'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                    $13, $14, $15)
+            RETURNING id
+        ), notified AS (
+            SELECT pg_notify($16, $2) WHERE $3 = 'available'
+        )
+        SELECT id FROM ins WHERE (SELECT count(*) FROM notified) >= 0",
+        seq = t.jobs_seq,
+        jobs = t.jobs,
+    )
+}
+
+/// One job without a unique key: a single-row `INSERT` returning only the
+/// id (the rest of the row is the input), plus its queue's notification.
+/// The common enqueue, so it skips the `UNNEST` machinery.
+async fn insert_one(
+    conn: &mut PgConnection,
+    t: &Tables,
+    p: &JobInsertParams,
+    origin: Origin,
+) -> Result<Vec<InsertedJob>> {
+    let id: i64 = sqlx::query_scalar(AssertSqlSafe(insert_one_sql(t)))
+        .bind(p.kind.as_str())
+        .bind(p.queue.as_str())
+        .bind(p.state.as_str())
+        .bind(p.priority)
+        .bind(Json(&p.args))
+        .bind(ts(p.run_at))
+        .bind(ts(p.created_at))
+        .bind(int(p.max_attempts))
+        .bind(p.timeout.map(millis))
+        .bind(Json(&p.labels))
+        .bind(Json(&p.attributes))
+        .bind(p.trace_context.as_deref())
+        .bind(origin.execution_id)
+        .bind(origin.schedule_id)
+        .bind(ts_opt(origin.fire_at))
+        .bind(&t.channel)
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
+    Ok(vec![InsertedJob {
+        job: crate::copy::stored_job(id, p, origin)?,
+        inserted: true,
+    }])
+}
+
 /// Where inserted jobs come from: set on every job of one insert call.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Origin {
@@ -275,6 +328,11 @@ pub(crate) async fn insert_many_from(
         return Ok(Vec::new());
     }
     let no_keys = params.iter().all(|p| p.unique_key.is_none());
+    if let [one] = params
+        && one.unique_key.is_none()
+    {
+        return insert_one(conn, t, one, origin).await;
+    }
     if no_keys && params.len() >= COPY_MIN_ROWS {
         // Ids, COPY and NOTIFY are three statements: one transaction (a
         // savepoint when `conn` is already inside one).

@@ -122,6 +122,11 @@ impl PgDriver {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every idle connection before handing it out: one
+            // extra round trip per statement. A dead connection instead
+            // fails its statement as `Unavailable`, which every caller
+            // already retries, and the pool drops it.
+            .test_before_acquire(false)
             .connect_with(connect_options.clone())
             .await
             .db()?;
