@@ -199,9 +199,11 @@ impl JobRequest {
 /// A fresh W3C `traceparent` (version 00, sampled), so the enqueue and every
 /// run of the job share one trace id in logs even without OpenTelemetry.
 fn new_traceparent() -> String {
-    let trace = uuid::Uuid::new_v4().simple().to_string();
-    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    format!("00-{trace}-{span}-01")
+    // The thread-local generator, not `Uuid::new_v4` (a `getrandom` system
+    // call per id, measurable in bulk enqueues). All-zero ids are invalid.
+    let trace = rand::random::<u128>().max(1);
+    let span = rand::random::<u64>().max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
 }
 
 #[cfg(test)]
