@@ -314,7 +314,10 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
     let t = Instant::now();
     client.start().await?;
     let deadline = t + opts.phase_timeout;
-    let mut peak_rss: f64 = 0.0;
+    // RSS before the worker starts (the enqueued jobs were loaded by this
+    // process), so growth during the run can be told from the baseline.
+    let start_rss = rss_mib().unwrap_or(0.0);
+    let mut peak_rss: f64 = start_rss;
     loop {
         peak_rss = peak_rss.max(rss_mib().unwrap_or(0.0));
         // Only ask the store once the handlers have seen every job, so
@@ -351,7 +354,9 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
         latency: None,
         notes: vec![
             format!("concurrency {}", opts.concurrency),
-            format!("peak RSS {peak_rss:.0} MiB (whole bench process)"),
+            format!(
+                "peak RSS {peak_rss:.0} MiB, {start_rss:.0} MiB at worker start (whole bench process)"
+            ),
         ],
     })
 }
