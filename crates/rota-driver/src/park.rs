@@ -52,7 +52,7 @@ impl ParkingLot {
         ParkedClaim {
             id,
             lot: Arc::clone(self),
-            rx,
+            rx: Some(rx),
         }
     }
 
@@ -96,12 +96,20 @@ impl ParkingLot {
     }
 }
 
-/// The producer's side of a parked claim.
+/// The producer's side of a parked claim. Dropping it withdraws the claim
+/// (the request holds the producer's closure, which may hold the engine:
+/// left behind, it would keep both alive).
 #[derive(Debug)]
 pub struct ParkedClaim {
     id: u64,
     lot: Arc<ParkingLot>,
-    rx: oneshot::Receiver<Result<Vec<Job>>>,
+    rx: Option<oneshot::Receiver<Result<Vec<Job>>>>,
+}
+
+impl Drop for ParkedClaim {
+    fn drop(&mut self) {
+        self.lot.remove(self.id);
+    }
 }
 
 /// What [`ParkedClaim::retract`] found.
@@ -118,20 +126,28 @@ impl ParkedClaim {
     /// Waits until the store ran the claim. An error means the store
     /// dropped the request (for example on shutdown): nothing was claimed.
     pub async fn wait(&mut self) -> Result<Vec<Job>> {
-        match (&mut self.rx).await {
-            Ok(result) => result,
-            Err(_) => Err(crate::DriverError::Unavailable(
+        let dropped = || {
+            Err(crate::DriverError::Unavailable(
                 "the store dropped a parked claim".to_owned(),
-            )),
+            ))
+        };
+        let Some(rx) = self.rx.as_mut() else {
+            return dropped();
+        };
+        match rx.await {
+            Ok(result) => {
+                self.rx = None;
+                result
+            }
+            Err(_) => dropped(),
         }
     }
 
     /// Withdraws the claim, unless the store has already taken it.
-    pub fn retract(self) -> Retracted {
-        if self.lot.remove(self.id) {
-            Retracted::Withdrawn
-        } else {
-            Retracted::Taken(self.rx)
+    pub fn retract(mut self) -> Retracted {
+        match self.rx.take() {
+            Some(rx) if !self.lot.remove(self.id) => Retracted::Taken(rx),
+            _ => Retracted::Withdrawn,
         }
     }
 }
@@ -151,6 +167,14 @@ mod tests {
             lease_expires_at: jiff::Timestamp::UNIX_EPOCH,
             now: jiff::Timestamp::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn dropping_the_handle_withdraws_the_claim() {
+        let lot = Arc::new(ParkingLot::default());
+        drop(lot.park("q", Box::new(params)));
+        assert!(lot.is_empty());
+        assert!(lot.take(["q"]).is_empty());
     }
 
     #[test]
