@@ -39,14 +39,17 @@ pub(crate) async fn insert(
     debug_assert!(params.iter().all(|p| p.unique_key.is_none()));
     let n = i64::try_from(params.len())
         .map_err(|_| DriverError::Database("too many jobs in one insert".to_owned()))?;
-    let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT nextval('{}') FROM generate_series(1, $1)",
+    // One array value instead of n rows; sorted so ids ascend in input
+    // order like every other insert path.
+    let mut ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT array_agg(nextval('{}')) FROM generate_series(1, $1)",
         t.jobs_seq
     )))
     .bind(n)
-    .fetch_all(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .db()?;
+    ids.sort_unstable();
     if ids.len() != params.len() {
         return Err(DriverError::Corrupt(format!(
             "asked for {} job ids, got {}",
