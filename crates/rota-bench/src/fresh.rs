@@ -73,6 +73,18 @@ impl FreshStore {
         }
     }
 
+    /// Where the disk probe writes: next to the SQLite file, else the
+    /// system temp directory.
+    pub(crate) fn probe_dir(&self) -> PathBuf {
+        match self {
+            FreshStore::Sqlite { path, .. } => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from),
+            FreshStore::Postgres { .. } => std::env::temp_dir(),
+        }
+    }
+
     pub(crate) fn server(&self) -> Option<&str> {
         match self {
             FreshStore::Postgres { server, .. } => Some(server),

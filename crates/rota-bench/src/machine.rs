@@ -1,5 +1,8 @@
 //! What the figures were measured on.
 
+use std::io::Write as _;
+use std::path::Path;
+
 use serde::Serialize;
 
 /// The machine and store a run measured.
@@ -19,10 +22,16 @@ pub struct Machine {
     pub store_version: String,
     /// Durability settings (journal mode, synchronous, fsync, ...).
     pub settings: std::collections::BTreeMap<String, String>,
+    /// Median time of one 4 KiB write + `fdatasync` in the bench's
+    /// directory (SQLite: next to the database; PostgreSQL: the system temp
+    /// directory, meaningful when the server shares the disk). Durable
+    /// commits cost at least this, so it explains much of the variance
+    /// between runs on shared machines.
+    pub fsync_p50_ms: Option<f64>,
 }
 
 impl Machine {
-    pub(crate) fn read(info: rota::StoreInfo) -> Self {
+    pub(crate) fn read(info: rota::StoreInfo, probe_dir: &Path) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -48,8 +57,31 @@ impl Machine {
             store: info.store,
             store_version: info.version,
             settings: info.settings,
+            fsync_p50_ms: fsync_p50_ms(probe_dir),
         }
     }
+}
+
+/// Median of 200 appends of 4 KiB, each followed by `fdatasync`, in `dir`.
+fn fsync_p50_ms(dir: &Path) -> Option<f64> {
+    let path = dir.join(format!("rota-bench-fsync-{}", std::process::id()));
+    let probe = || -> std::io::Result<Vec<f64>> {
+        let mut file = std::fs::File::create(&path)?;
+        let block = [0u8; 4096];
+        let mut samples = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            file.write_all(&block)?;
+            file.sync_data()?;
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(samples)
+    };
+    let samples = probe();
+    let _ = std::fs::remove_file(&path);
+    let mut samples = samples.ok()?;
+    samples.sort_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied()
 }
 
 /// Resident set size of this process in MiB (Linux), if known.

@@ -134,7 +134,7 @@ pub(crate) async fn run_all(
         }
     }
     Ok(BenchReport {
-        machine: Machine::read(info),
+        machine: Machine::read(info, &fresh.probe_dir()),
         phases,
     })
 }

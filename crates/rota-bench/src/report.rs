@@ -71,7 +71,7 @@ pub struct BenchReport {
 pub fn render_table(r: &BenchReport) -> String {
     let m = &r.machine;
     let mut out = format!(
-        "store: {} {}   machine: {} ({} cpus, {} MiB), kernel {}\nsettings: {}\n\n",
+        "store: {} {}   machine: {} ({} cpus, {} MiB), kernel {}\nsettings: {}\ndisk: 4 KiB write + fdatasync p50 {}\n\n",
         m.store,
         m.store_version,
         m.cpu,
@@ -82,7 +82,9 @@ pub fn render_table(r: &BenchReport) -> String {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        m.fsync_p50_ms
+            .map_or_else(|| "unknown".to_owned(), |ms| format!("{ms:.3} ms"))
     );
     out.push_str(&format!(
         "{:<28} {:>9} {:>9} {:>12}  {}\n",

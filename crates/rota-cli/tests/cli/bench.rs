@@ -45,6 +45,12 @@ async fn bench_reports_every_phase_as_json_and_cleans_up() {
     assert!(v["phases"][5]["latency"]["p99_ms"].as_f64().is_some());
     assert_eq!(v["machine"]["store"], "sqlite");
     assert!(
+        v["machine"]["fsync_p50_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0),
+        "the disk probe reports a time"
+    );
+    assert!(
         v["machine"]["settings"]
             .as_object()
             .is_some_and(|s| !s.is_empty())
