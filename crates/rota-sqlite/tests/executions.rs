@@ -19,41 +19,13 @@ use rota_driver::{
     ScheduleFireParams, ScheduleInsertParams, ScheduleUpdateParams, Trigger, Wakeup,
     WebhookInsertParams,
 };
-use rota_sqlite::{SqliteDriver, SqliteOptions, connect_options};
+use rota_sqlite::{SqliteDriver, connect_options};
 use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
 use tokio::sync::broadcast;
 
-fn at(secs: i64) -> Timestamp {
-    Timestamp::from_second(1_800_000_000 + secs).unwrap()
-}
-
-fn job(kind: &str, queue: &str) -> JobInsertParams {
-    JobInsertParams {
-        kind: kind.into(),
-        args: serde_json::json!({}),
-        queue: queue.into(),
-        priority: 0,
-        state: JobState::Available,
-        run_at: at(0),
-        created_at: at(0),
-        max_attempts: 3,
-        timeout: None,
-        unique_key: None,
-        labels: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        trace_context: None,
-    }
-}
-
-async fn fresh() -> (TempDir, SqliteDriver) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rota.db");
-    let driver = SqliteDriver::open(path.to_str().unwrap(), SqliteOptions::default())
-        .await
-        .unwrap();
-    (dir, driver)
-}
+mod common;
+use common::{at, fresh, job};
 
 /// A writable connection of our own (a user's transaction, or tampering).
 async fn own_connection(dir: &TempDir) -> sqlx::SqliteConnection {

@@ -6,33 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use rota_core::JobState;
-use rota_driver::{Driver, JobClaimParams, JobInsertParams, QueuePauseParams, Retracted};
-use rota_sqlite::{SqliteDriver, SqliteOptions};
-use tempfile::TempDir;
+use rota_driver::{Driver, JobClaimParams, QueuePauseParams, Retracted};
 
-fn at(secs: i64) -> Timestamp {
-    Timestamp::from_second(1_800_000_000 + secs).unwrap()
-}
-
-fn job(queue: &str) -> JobInsertParams {
-    JobInsertParams {
-        kind: "k".into(),
-        args: serde_json::json!({}),
-        queue: queue.into(),
-        priority: 0,
-        state: JobState::Available,
-        run_at: at(0),
-        created_at: at(0),
-        max_attempts: 3,
-        timeout: None,
-        unique_key: None,
-        labels: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        trace_context: None,
-    }
-}
+mod common;
+use common::{at, fresh, job};
 
 fn claim(queue: &str, max: u32) -> Box<dyn Fn() -> JobClaimParams + Send + Sync> {
     let queue = queue.to_owned();
@@ -48,23 +26,12 @@ fn claim(queue: &str, max: u32) -> Box<dyn Fn() -> JobClaimParams + Send + Sync>
     })
 }
 
-async fn fresh() -> (TempDir, SqliteDriver) {
-    let dir = TempDir::new().unwrap();
-    let driver = SqliteDriver::open(
-        dir.path().join("rota.db").to_str().unwrap(),
-        SqliteOptions::default(),
-    )
-    .await
-    .unwrap();
-    (dir, driver)
-}
-
 #[tokio::test]
 async fn an_insert_runs_the_parked_claim_after_its_commit() {
     let (_dir, driver) = fresh().await;
     let mut parked = driver.job_claim_park("q", claim("q", 2)).unwrap();
     let inserted = driver
-        .job_insert_many(vec![job("q"), job("q"), job("q")])
+        .job_insert_many(vec![job("k", "q"), job("k", "q"), job("k", "q")])
         .await
         .unwrap();
     let jobs = tokio::time::timeout(Duration::from_secs(5), parked.wait())
@@ -87,7 +54,10 @@ async fn an_insert_runs_the_parked_claim_after_its_commit() {
 async fn other_queues_and_retracted_claims_are_left_alone() {
     let (_dir, driver) = fresh().await;
     let parked = driver.job_claim_park("q", claim("q", 5)).unwrap();
-    let other = driver.job_insert_many(vec![job("other")]).await.unwrap();
+    let other = driver
+        .job_insert_many(vec![job("k", "other")])
+        .await
+        .unwrap();
     assert_eq!(
         driver
             .job_get(other[0].job.id)
@@ -98,7 +68,7 @@ async fn other_queues_and_retracted_claims_are_left_alone() {
         JobState::Available
     );
     assert!(matches!(parked.retract(), Retracted::Withdrawn));
-    let mine = driver.job_insert_many(vec![job("q")]).await.unwrap();
+    let mine = driver.job_insert_many(vec![job("k", "q")]).await.unwrap();
     assert_eq!(
         driver.job_get(mine[0].job.id).await.unwrap().unwrap().state,
         JobState::Available
@@ -116,7 +86,7 @@ async fn a_paused_queue_delivers_an_empty_claim() {
         .await
         .unwrap();
     let mut parked = driver.job_claim_park("q", claim("q", 5)).unwrap();
-    let inserted = driver.job_insert_many(vec![job("q")]).await.unwrap();
+    let inserted = driver.job_insert_many(vec![job("k", "q")]).await.unwrap();
     let jobs = parked.wait().await.unwrap();
     assert!(jobs.is_empty());
     assert_eq!(

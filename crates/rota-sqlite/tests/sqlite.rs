@@ -16,30 +16,10 @@ use rota_driver::{
 };
 use rota_sqlite::{SqliteDriver, SqliteOptions, connect_options, job_insert_many_in, job_list_in};
 use sqlx::{Connection, SqlitePool};
-use tempfile::TempDir;
 use tokio::sync::broadcast;
 
-fn at(secs: i64) -> Timestamp {
-    Timestamp::from_second(1_800_000_000 + secs).unwrap()
-}
-
-fn job(kind: &str, queue: &str) -> JobInsertParams {
-    JobInsertParams {
-        kind: kind.into(),
-        args: serde_json::json!({"n": 1}),
-        queue: queue.into(),
-        priority: 0,
-        state: JobState::Available,
-        run_at: at(0),
-        created_at: at(0),
-        max_attempts: 3,
-        timeout: None,
-        unique_key: None,
-        labels: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        trace_context: None,
-    }
-}
+mod common;
+use common::{at, fresh, job, open_in};
 
 fn claim_params(queue: &str, max: u32, token: i64) -> JobClaimParams {
     JobClaimParams {
@@ -59,19 +39,6 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-async fn open_in(dir: &TempDir) -> SqliteDriver {
-    let path = dir.path().join("rota.db");
-    SqliteDriver::open(path.to_str().unwrap(), SqliteOptions::default())
-        .await
-        .unwrap()
-}
-
-async fn fresh() -> (TempDir, SqliteDriver) {
-    let dir = tempfile::tempdir().unwrap();
-    let driver = open_in(&dir).await;
-    (dir, driver)
 }
 
 async fn insert(driver: &SqliteDriver, p: JobInsertParams) -> rota_core::Job {
