@@ -68,6 +68,58 @@ pub struct JobInsertParams {
     pub trace_context: Option<String>,
 }
 
+impl JobInsertParams {
+    /// The job a fresh insert of these params stores, as reading the row
+    /// back returns it: both stores keep times to the microsecond and the
+    /// timeout to the millisecond. Lets a driver answer an insert without
+    /// returning whole rows.
+    pub fn into_stored_job(
+        self,
+        id: i64,
+        execution_id: Option<i64>,
+        schedule_id: Option<i64>,
+    ) -> Job {
+        // Truncating a valid time toward zero stays in range.
+        let micros = |t: Timestamp| Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t);
+        // Stored as an i64 of milliseconds, saturating.
+        let millis = |d: Duration| {
+            Duration::from_millis(
+                u64::try_from(d.as_millis().min(i64::MAX as u128)).unwrap_or(u64::MAX),
+            )
+        };
+        Job {
+            id,
+            kind: self.kind,
+            queue: self.queue,
+            state: self.state,
+            priority: self.priority,
+            args: self.args,
+            attempt: 0,
+            max_attempts: self.max_attempts,
+            run_at: micros(self.run_at),
+            created_at: micros(self.created_at),
+            started_at: None,
+            finished_at: None,
+            errors: Vec::new(),
+            progress: None,
+            output: None,
+            labels: self.labels,
+            attributes: self.attributes,
+            unique_key: self.unique_key,
+            timeout: self.timeout.map(millis),
+            node: None,
+            lease_expires_at: None,
+            lease_token: None,
+            cancel_requested_at: None,
+            trace_context: self.trace_context,
+            exit_code: None,
+            execution_id,
+            schedule_id,
+            revision: 1,
+        }
+    }
+}
+
 /// A job after an insert attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InsertedJob {

@@ -8,9 +8,7 @@
 //! Row triggers (execution counters, the webhook outbox) fire for `COPY`
 //! as for `INSERT`.
 
-use std::time::Duration;
-
-use rota_core::{Job, JobState};
+use rota_core::JobState;
 use rota_driver::{DriverError, InsertedJob, JobInsertParams, Result};
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgConnection;
@@ -95,7 +93,9 @@ pub(crate) async fn insert(
         .zip(ids)
         .map(|(p, id)| {
             Ok(InsertedJob {
-                job: stored_job(id, p, origin)?,
+                job: p
+                    .clone()
+                    .into_stored_job(id, origin.execution_id, origin.schedule_id),
                 inserted: true,
             })
         })
@@ -169,44 +169,4 @@ fn jsonb(buf: &mut Vec<u8>, v: &impl serde::Serialize) -> Result<()> {
         .map_err(|_| DriverError::Database("job JSON is larger than 2 GiB".to_owned()))?;
     buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
-}
-
-/// The job as stored: times at microseconds, the timeout at milliseconds.
-pub(crate) fn stored_job(id: i64, p: &JobInsertParams, origin: Origin) -> Result<Job> {
-    let micros = |t: jiff::Timestamp| {
-        jiff::Timestamp::from_microsecond(t.as_microsecond())
-            .map_err(|e| DriverError::Database(format!("time out of range: {e}")))
-    };
-    Ok(Job {
-        id,
-        kind: p.kind.clone(),
-        queue: p.queue.clone(),
-        state: p.state,
-        priority: p.priority,
-        args: p.args.clone(),
-        attempt: 0,
-        max_attempts: p.max_attempts,
-        run_at: micros(p.run_at)?,
-        created_at: micros(p.created_at)?,
-        started_at: None,
-        finished_at: None,
-        errors: Vec::new(),
-        progress: None,
-        output: None,
-        labels: p.labels.clone(),
-        attributes: p.attributes.clone(),
-        unique_key: None,
-        timeout: p
-            .timeout
-            .map(|d| Duration::from_millis(u64::try_from(millis(d)).unwrap_or(u64::MAX))),
-        node: None,
-        lease_expires_at: None,
-        lease_token: None,
-        cancel_requested_at: None,
-        trace_context: p.trace_context.clone(),
-        exit_code: None,
-        execution_id: origin.execution_id,
-        schedule_id: origin.schedule_id,
-        revision: 1,
-    })
 }

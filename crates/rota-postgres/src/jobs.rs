@@ -143,7 +143,9 @@ async fn insert_one(
         .await
         .db()?;
     Ok(vec![InsertedJob {
-        job: crate::copy::stored_job(id, p, origin)?,
+        job: p
+            .clone()
+            .into_stored_job(id, origin.execution_id, origin.schedule_id),
         inserted: true,
     }])
 }

@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use crate::error::map_sqlx;
 use crate::row::{
     JOB_COLUMNS, duration_millis, job_columns, job_from_row, jobs_from_rows, micros, opt_micros,
-    parse_state, stored_timeout, timestamp, to_json,
+    parse_state, to_json,
 };
 
 /// Most rows one [`job_list_in`] call returns.
@@ -159,7 +159,7 @@ pub(crate) async fn insert_many(
     for (p, id) in params.into_iter().zip(ids) {
         if let Some(id) = id {
             out.push(InsertedJob {
-                job: inserted_job(id, p, origin)?,
+                job: p.into_stored_job(id, origin.execution_id, origin.schedule_id),
                 inserted: true,
             });
             continue;
@@ -181,42 +181,6 @@ pub(crate) async fn insert_many(
         });
     }
     Ok(out)
-}
-
-/// The job a fresh insert stored: built from its input, with times and the
-/// timeout at the precision stored (microseconds, milliseconds), so it
-/// equals what reading the row back returns.
-fn inserted_job(id: i64, p: JobInsertParams, origin: JobOrigin) -> Result<Job> {
-    Ok(Job {
-        id,
-        kind: p.kind,
-        queue: p.queue,
-        state: p.state,
-        priority: p.priority,
-        args: p.args,
-        attempt: 0,
-        max_attempts: p.max_attempts,
-        run_at: timestamp("run_at", micros(p.run_at))?,
-        created_at: timestamp("created_at", micros(p.created_at))?,
-        started_at: None,
-        finished_at: None,
-        errors: Vec::new(),
-        progress: None,
-        output: None,
-        labels: p.labels,
-        attributes: p.attributes,
-        unique_key: p.unique_key,
-        timeout: p.timeout.map(stored_timeout),
-        node: None,
-        lease_expires_at: None,
-        lease_token: None,
-        cancel_requested_at: None,
-        trace_context: p.trace_context,
-        exit_code: None,
-        execution_id: origin.execution_id,
-        schedule_id: origin.schedule_id,
-        revision: 1,
-    })
 }
 
 /// Lists jobs on `conn` matching `params`, newest first (by id), for use

@@ -59,11 +59,6 @@ pub(crate) fn duration_millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A timeout as it reads back after being stored in whole milliseconds.
-pub(crate) fn stored_timeout(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(duration_millis(d)).unwrap_or(u64::MAX))
-}
-
 /// `ts + d`, saturating at the largest representable instant.
 pub(crate) fn add_micros(ts: Timestamp, d: Duration) -> i64 {
     micros(ts).saturating_add(duration_micros(d))
