@@ -140,36 +140,8 @@ impl Inner {
                 continue;
             }
             self.next_id += 1;
-            let job = Job {
-                id: self.next_id,
-                kind: p.kind,
-                queue: p.queue,
-                state: p.state,
-                priority: p.priority,
-                args: p.args,
-                attempt: 0,
-                max_attempts: p.max_attempts,
-                run_at: p.run_at,
-                created_at: p.created_at,
-                started_at: None,
-                finished_at: None,
-                errors: Vec::new(),
-                progress: None,
-                output: None,
-                labels: p.labels,
-                attributes: p.attributes,
-                unique_key: p.unique_key,
-                timeout: p.timeout,
-                node: None,
-                lease_expires_at: None,
-                lease_token: None,
-                cancel_requested_at: None,
-                trace_context: p.trace_context,
-                exit_code: None,
-                execution_id,
-                schedule_id,
-                revision: 1,
-            };
+            // Stored at the precision the SQL stores keep, like them.
+            let job = p.into_stored_job(self.next_id, execution_id, schedule_id);
             if job.state == JobState::Available && !queues.contains(&job.queue) {
                 queues.push(job.queue.clone());
             }
