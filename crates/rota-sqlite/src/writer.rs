@@ -71,6 +71,24 @@ pub(crate) struct Counters {
     pub(crate) probe_requested: AtomicBool,
 }
 
+impl Counters {
+    /// Counts one commit for the wake-up watcher: started now, finished
+    /// when the returned guard drops (whether the commit succeeded or not).
+    fn commit(&self) -> CommitInFlight<'_> {
+        self.commits_started.fetch_add(1, Ordering::SeqCst);
+        CommitInFlight(self)
+    }
+}
+
+/// A commit in flight; see [`Counters::commit`].
+struct CommitInFlight<'a>(&'a Counters);
+
+impl Drop for CommitInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.commits_finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Group-commit figures of a driver's writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterStats {
@@ -380,11 +398,13 @@ impl Writer {
                 wake.append(&mut fx.wake);
             }
         }
-        self.counters.commits_started.fetch_add(1, Ordering::SeqCst);
-        let committed = self.exec("COMMIT").await;
-        self.counters
-            .commits_finished
-            .fetch_add(1, Ordering::SeqCst);
+        let committed = {
+            let _commit = self.counters.commit();
+            sqlx::raw_sql("COMMIT")
+                .execute(&mut self.conn)
+                .await
+                .map(|_| ())
+        };
         if let Err(e) = committed {
             return self.fail_all(ops, e).await;
         }
@@ -421,11 +441,10 @@ impl Writer {
         let requests: Vec<ParkedRequest> = self.parked.take(woken.iter().map(String::as_str));
         for req in requests {
             let params = (req.make)();
-            self.counters.commits_started.fetch_add(1, Ordering::SeqCst);
-            let claimed = crate::runs::claim(&mut self.conn, &params).await;
-            self.counters
-                .commits_finished
-                .fetch_add(1, Ordering::SeqCst);
+            let claimed = {
+                let _commit = self.counters.commit();
+                crate::runs::claim(&mut self.conn, &params).await
+            };
             // A producer that stopped waiting retracted first; a closed
             // reply means it is gone and the lease will expire.
             let _ = req.reply.send(claimed);
@@ -449,11 +468,10 @@ impl Writer {
 
     async fn run_autocommit(&mut self, mut op: Box<dyn ErasedOp>) {
         let mut fx = OpEffects::default();
-        self.counters.commits_started.fetch_add(1, Ordering::SeqCst);
-        let ok = matches!(CatchUnwind(op.run(&mut self.conn, &mut fx)).await, Ok(true));
-        self.counters
-            .commits_finished
-            .fetch_add(1, Ordering::SeqCst);
+        let ok = {
+            let _commit = self.counters.commit();
+            matches!(CatchUnwind(op.run(&mut self.conn, &mut fx)).await, Ok(true))
+        };
         // A failed statement rolled itself back; the op keeps its error.
         op.complete(None);
         if ok {
