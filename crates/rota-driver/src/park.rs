@@ -18,11 +18,11 @@ use crate::{JobClaimParams, Result};
 
 /// Builds the claim's parameters when the store runs it, so `now` and the
 /// lease expiry come from the caller's clock at that moment, not at parking.
-pub type ClaimParamsFn = Box<dyn Fn() -> JobClaimParams + Send + Sync>;
+pub type ClaimParamsFn = Box<dyn FnOnce() -> JobClaimParams + Send + Sync>;
 
 /// The store's side of a parked claim.
 pub struct ParkedRequest {
-    /// Makes the claim parameters (called once, when the claim runs).
+    /// Makes the claim parameters, when the claim runs.
     pub make: ClaimParamsFn,
     /// Where the claimed jobs (or the claim's error) go after the commit.
     pub reply: oneshot::Sender<Result<Vec<Job>>>,
@@ -65,16 +65,10 @@ impl ParkingLot {
             return Vec::new();
         }
         let queues: Vec<&str> = queues.into_iter().collect();
-        let mut taken = Vec::new();
-        let mut i = 0;
-        while i < slots.len() {
-            if queues.contains(&slots[i].1.as_str()) {
-                taken.push(slots.swap_remove(i).2);
-            } else {
-                i += 1;
-            }
-        }
-        taken
+        slots
+            .extract_if(.., |(_, queue, _)| queues.contains(&queue.as_str()))
+            .map(|(_, _, request)| request)
+            .collect()
     }
 
     /// Whether no claim is parked.

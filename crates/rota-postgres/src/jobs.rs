@@ -331,7 +331,7 @@ pub(crate) async fn insert_many_from(
     }
     let no_keys = params.iter().all(|p| p.unique_key.is_none());
     if let [one] = params
-        && one.unique_key.is_none()
+        && no_keys
     {
         return insert_one(conn, t, one, origin).await;
     }

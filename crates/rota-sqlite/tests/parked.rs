@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rota_core::JobState;
-use rota_driver::{Driver, JobClaimParams, QueuePauseParams, Retracted};
+use rota_driver::{ClaimParamsFn, Driver, JobClaimParams, QueuePauseParams, Retracted};
 
 mod common;
 use common::{at, fresh, job};
 
-fn claim(queue: &str, max: u32) -> Box<dyn Fn() -> JobClaimParams + Send + Sync> {
+fn claim(queue: &str, max: u32) -> ClaimParamsFn {
     let queue = queue.to_owned();
     Box::new(move || JobClaimParams {
-        queue: queue.clone(),
+        queue,
         max,
         node_id: "node-1".into(),
         node_labels: BTreeMap::new(),
