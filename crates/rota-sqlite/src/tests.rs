@@ -200,6 +200,30 @@ async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
 }
 
 #[tokio::test]
+async fn listing_failures_uses_the_failed_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) = connection(&dir).await;
+    for states in [
+        vec![rota_core::JobState::Failed],
+        vec![rota_core::JobState::Canceled, rota_core::JobState::Failed],
+    ] {
+        let params = rota_driver::JobListParams {
+            states,
+            limit: 50,
+            ..Default::default()
+        };
+        let query = jobs::list_query(&params).unwrap().unwrap();
+        let sql = query.sql();
+        let sql = sql.as_str();
+        let plan = plan(&mut conn, sql).await;
+        assert!(
+            plan.contains("rota_jobs_failed_idx"),
+            "{sql}\n--- plan ---\n{plan}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn hot_statements_use_their_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut conn, _) = connection(&dir).await;
