@@ -46,6 +46,40 @@ pub(crate) fn map_sqlx(err: sqlx::Error) -> DriverError {
     }
 }
 
+/// Classifies an error of the writer's native (rusqlite) connection, the
+/// same way [`map_sqlx`] does.
+pub(crate) fn map_native(err: rusqlite::Error) -> DriverError {
+    use rusqlite::ErrorCode;
+    match &err {
+        rusqlite::Error::SqliteFailure(e, msg) => {
+            let text = msg.clone().unwrap_or_else(|| e.to_string());
+            match e.code {
+                ErrorCode::ConstraintViolation
+                    if matches!(
+                        e.extended_code,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    ) =>
+                {
+                    DriverError::Conflict(text)
+                }
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::FileLockingProtocolFailed => DriverError::Unavailable(text),
+                _ => DriverError::Database(text),
+            }
+        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..)
+        | rusqlite::Error::InvalidColumnType(..) => DriverError::Corrupt(err.to_string()),
+        _ => DriverError::Database(err.to_string()),
+    }
+}
+
 /// Whether an error means the connection itself is gone (so a new one is
 /// needed), rather than one statement failing.
 pub(crate) fn is_connection_lost(err: &sqlx::Error) -> bool {

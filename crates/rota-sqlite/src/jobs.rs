@@ -12,10 +12,11 @@ use rota_driver::{
 use sqlx::sqlite::{Sqlite, SqliteConnection};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
-use crate::error::map_sqlx;
+use crate::bind::{Param, bind_all};
+use crate::error::{map_native, map_sqlx};
 use crate::row::{
-    JOB_COLUMNS, duration_millis, job_columns, job_from_row, jobs_from_rows, micros, opt_micros,
-    parse_state, to_json,
+    Columns, JOB_COLUMNS, duration_millis, job_columns, job_from_row, jobs_from_rows, micros,
+    opt_micros, parse_state, to_json,
 };
 
 /// The states of the partial index `rota_jobs_failed_idx` (migration 0004).
@@ -73,90 +74,123 @@ impl JobOrigin {
     }
 }
 
-/// [`job_insert_many_in`] with the jobs' origin columns set.
-pub(crate) async fn insert_many(
-    conn: &mut SqliteConnection,
-    params: Vec<JobInsertParams>,
-    origin: JobOrigin,
-) -> Result<Vec<InsertedJob>> {
+/// The multi-row insert of `n` jobs. Returns only what
+/// [`match_returned`] needs: decoding whole rows would halve bulk-insert
+/// throughput, and every other column is known from the input.
+fn insert_sql(n: usize, origin: JobOrigin) -> String {
     // Plain inserts (the hot path) keep the short statement.
     let (columns, row) = if origin.is_none() {
         (INSERT_COLUMNS, INSERT_ROW)
     } else {
         (INSERT_COLUMNS_WITH_ORIGIN, INSERT_ROW_WITH_ORIGIN)
     };
+    let mut sql = String::with_capacity(160 + n * (row.len() + 2));
+    sql.push_str("INSERT INTO rota_jobs (");
+    sql.push_str(columns);
+    sql.push_str(") VALUES ");
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING RETURNING id, unique_key");
+    sql
+}
+
+/// The parameters of [`insert_sql`] for `chunk`.
+fn insert_params(chunk: &[JobInsertParams], origin: JobOrigin) -> Result<Vec<Param>> {
+    let width = if origin.is_none() { 13 } else { 16 };
+    let mut out = Vec::with_capacity(chunk.len() * width);
+    for p in chunk {
+        out.extend([
+            Param::from(p.kind.as_str()),
+            Param::from(p.queue.as_str()),
+            Param::from(p.state.as_str()),
+            Param::from(i64::from(p.priority)),
+            Param::from(to_json(&p.args)?),
+            Param::from(i64::from(p.max_attempts)),
+            Param::from(micros(p.run_at)),
+            Param::from(micros(p.created_at)),
+            Param::from(to_json(&p.labels)?),
+            Param::from(to_json(&p.attributes)?),
+            Param::from(p.unique_key.as_deref()),
+            Param::from(p.timeout.map(duration_millis)),
+            Param::from(p.trace_context.as_deref()),
+        ]);
+        if !origin.is_none() {
+            out.extend([
+                Param::from(origin.execution_id),
+                Param::from(origin.schedule_id),
+                Param::from(origin.fire_at),
+            ]);
+        }
+    }
+    Ok(out)
+}
+
+/// Pairs a chunk's specs with the `(id, unique_key)` rows its insert
+/// returned, pushing per spec the new id, or `None` for a unique duplicate.
+fn match_returned(
+    chunk: &[JobInsertParams],
+    mut returned: Vec<(i64, Option<String>)>,
+    ids: &mut Vec<Option<i64>>,
+) -> Result<()> {
+    // Ids grow in VALUES order; rows skipped as unique duplicates are
+    // missing. A spec with key K was inserted iff the next returned row
+    // carries K (a second spec with K in the same chunk conflicts).
+    returned.sort_unstable_by_key(|(id, _)| *id);
+    let mut returned = returned.into_iter().peekable();
+    for p in chunk {
+        let inserted = match &p.unique_key {
+            None => true,
+            Some(key) => returned
+                .peek()
+                .is_some_and(|(_, k)| k.as_ref() == Some(key)),
+        };
+        if inserted {
+            let (id, _) = returned.next().ok_or_else(|| {
+                DriverError::Database("insert returned fewer rows than expected".to_owned())
+            })?;
+            ids.push(Some(id));
+        } else {
+            ids.push(None);
+        }
+    }
+    Ok(())
+}
+
+/// The unfinished job holding a unique key.
+const HOLDER_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM rota_jobs WHERE unique_key = ? AND state NOT IN ('succeeded', 'failed', 'canceled')"
+);
+
+fn no_holder(key: &str) -> DriverError {
+    DriverError::Conflict(format!("unique key {key:?} conflicted but no holder found"))
+}
+
+/// [`job_insert_many_in`] with the jobs' origin columns set.
+pub(crate) async fn insert_many(
+    conn: &mut SqliteConnection,
+    params: Vec<JobInsertParams>,
+    origin: JobOrigin,
+) -> Result<Vec<InsertedJob>> {
     // Per input: the new id, or None for a unique duplicate.
     let mut ids: Vec<Option<i64>> = Vec::with_capacity(params.len());
     for chunk in params.chunks(INSERT_CHUNK) {
-        let mut sql = String::with_capacity(160 + chunk.len() * (row.len() + 2));
-        sql.push_str("INSERT INTO rota_jobs (");
-        sql.push_str(columns);
-        sql.push_str(") VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(row);
-        }
-        // Returning only what the walk below needs: decoding whole rows
-        // would halve bulk-insert throughput, and every other column is
-        // known from the input.
-        sql.push_str(" ON CONFLICT DO NOTHING RETURNING id, unique_key");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for p in chunk {
-            query = query
-                .bind(p.kind.as_str())
-                .bind(p.queue.as_str())
-                .bind(p.state.as_str())
-                .bind(i64::from(p.priority))
-                .bind(to_json(&p.args)?)
-                .bind(i64::from(p.max_attempts))
-                .bind(micros(p.run_at))
-                .bind(micros(p.created_at))
-                .bind(to_json(&p.labels)?)
-                .bind(to_json(&p.attributes)?)
-                .bind(p.unique_key.as_deref())
-                .bind(p.timeout.map(duration_millis))
-                .bind(p.trace_context.as_deref());
-            if !origin.is_none() {
-                query = query
-                    .bind(origin.execution_id)
-                    .bind(origin.schedule_id)
-                    .bind(origin.fire_at);
-            }
-        }
+        let sql = insert_sql(chunk.len(), origin);
+        let query = bind_all(
+            sqlx::query(AssertSqlSafe(sql)),
+            insert_params(chunk, origin)?,
+        );
         let rows = query.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
-        let mut returned = rows
+        let returned = rows
             .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("id").map_err(map_sqlx)?,
-                    r.try_get::<Option<String>, _>("unique_key")
-                        .map_err(map_sqlx)?,
-                ))
-            })
+            .map(|r| Ok((r.req_int(0, "id")?, r.opt_text(1, "unique_key")?)))
             .collect::<Result<Vec<_>>>()?;
-        // Ids grow in VALUES order; rows skipped as unique duplicates are
-        // missing. A spec with key K was inserted iff the next returned row
-        // carries K (a second spec with K in the same chunk conflicts).
-        returned.sort_unstable_by_key(|(id, _)| *id);
-        let mut returned = returned.into_iter().peekable();
-        for p in chunk {
-            let inserted = match &p.unique_key {
-                None => true,
-                Some(key) => returned
-                    .peek()
-                    .is_some_and(|(_, k)| k.as_ref() == Some(key)),
-            };
-            if inserted {
-                let (id, _) = returned.next().ok_or_else(|| {
-                    DriverError::Database("insert returned fewer rows than expected".to_owned())
-                })?;
-                ids.push(Some(id));
-            } else {
-                ids.push(None);
-            }
-        }
+        match_returned(chunk, returned, &mut ids)?;
     }
     let mut out = Vec::with_capacity(params.len());
     for (p, id) in params.into_iter().zip(ids) {
@@ -168,18 +202,60 @@ pub(crate) async fn insert_many(
             continue;
         }
         let key = p.unique_key.unwrap_or_default();
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM rota_jobs WHERE unique_key = ? AND state NOT IN ('succeeded', 'failed', 'canceled')"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_sqlx)?
-        .ok_or_else(|| DriverError::Conflict(format!("unique key {key:?} conflicted but no holder found")))?;
+        let row = sqlx::query(HOLDER_SQL)
+            .bind(key.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?
+            .ok_or_else(|| no_holder(&key))?;
         out.push(InsertedJob {
             job: job_from_row(&row)?,
+            inserted: false,
+        });
+    }
+    Ok(out)
+}
+
+/// [`job_insert_many_in`] on the writer's native connection: the same
+/// statements, without sqlx's per-value copies and thread hand-offs.
+pub(crate) fn insert_many_native(
+    conn: &rusqlite::Connection,
+    params: Vec<JobInsertParams>,
+) -> Result<Vec<InsertedJob>> {
+    let origin = JobOrigin::default();
+    let mut ids: Vec<Option<i64>> = Vec::with_capacity(params.len());
+    for chunk in params.chunks(INSERT_CHUNK) {
+        let mut st = conn
+            .prepare_cached(&insert_sql(chunk.len(), origin))
+            .map_err(map_native)?;
+        let values = insert_params(chunk, origin)?;
+        let mut rows = st
+            .query(rusqlite::params_from_iter(values.iter()))
+            .map_err(map_native)?;
+        let mut returned = Vec::with_capacity(chunk.len());
+        while let Some(r) = rows.next().map_err(map_native)? {
+            returned.push((r.req_int(0, "id")?, r.opt_text(1, "unique_key")?));
+        }
+        match_returned(chunk, returned, &mut ids)?;
+    }
+    let mut out = Vec::with_capacity(params.len());
+    for (p, id) in params.into_iter().zip(ids) {
+        if let Some(id) = id {
+            out.push(InsertedJob {
+                job: p.into_stored_job(id, None, None),
+                inserted: true,
+            });
+            continue;
+        }
+        let key = p.unique_key.unwrap_or_default();
+        let mut st = conn.prepare_cached(HOLDER_SQL).map_err(map_native)?;
+        let mut rows = st.query([key.as_str()]).map_err(map_native)?;
+        let row = rows
+            .next()
+            .map_err(map_native)?
+            .ok_or_else(|| no_holder(&key))?;
+        out.push(InsertedJob {
+            job: job_from_row(row)?,
             inserted: false,
         });
     }

@@ -38,6 +38,7 @@
 //! ```
 
 mod api_keys;
+mod bind;
 mod error;
 mod executions;
 mod jobs;
@@ -162,15 +163,23 @@ impl SqliteDriver {
         let counters = Arc::new(Counters::default());
         let (wake, _) = broadcast::channel(options.wakeup_capacity.max(1));
         let parked = Arc::new(ParkingLot::default());
+        let native = writer::open_native(
+            &write_options,
+            options.synchronous.as_str(),
+            options.busy_timeout,
+        )?;
         let writer = writer::spawn(
             conn,
-            write_options,
-            options.max_batch,
-            options.writer_queue,
-            counters.clone(),
-            wake.clone(),
-            parked.clone(),
-        );
+            native,
+            writer::WriterSetup {
+                connect: write_options,
+                max_batch: options.max_batch,
+                queue: options.writer_queue,
+                counters: counters.clone(),
+                wake: wake.clone(),
+                parked: parked.clone(),
+            },
+        )?;
         Ok(SqliteDriver {
             inner: Arc::new(Inner {
                 writer,
@@ -333,16 +342,14 @@ impl Driver for SqliteDriver {
         let atomic = params.len() == 1 && params[0].unique_key.is_none();
         self.inner
             .writer
-            .write_atomic(atomic, move |conn, fx| {
-                Box::pin(async move {
-                    let out = job_insert_many_in(conn, params).await?;
-                    for j in &out {
-                        if j.inserted && j.job.state == JobState::Available {
-                            fx.wake(&j.job.queue);
-                        }
+            .write_native(atomic, move |conn, fx| {
+                let out = jobs::insert_many_native(conn, params)?;
+                for j in &out {
+                    if j.inserted && j.job.state == JobState::Available {
+                        fx.wake(&j.job.queue);
                     }
-                    Ok(out)
-                })
+                }
+                Ok(out)
             })
             .await
     }
@@ -366,9 +373,7 @@ impl Driver for SqliteDriver {
         let p = params.clone();
         self.inner
             .writer
-            .write_atomic(true, move |conn, _| {
-                Box::pin(async move { runs::claim(conn, &p).await })
-            })
+            .write_native(true, move |conn, _| runs::claim_native(conn, &p))
             .await
     }
 
@@ -387,14 +392,12 @@ impl Driver for SqliteDriver {
         let atomic = params.len() <= runs::CHUNK;
         self.inner
             .writer
-            .write_atomic(atomic, move |conn, fx| {
-                Box::pin(async move {
-                    let (results, woken) = runs::finish_many(conn, &params).await?;
-                    for q in &woken {
-                        fx.wake(q);
-                    }
-                    Ok(results)
-                })
+            .write_native(atomic, move |conn, fx| {
+                let (results, woken) = runs::finish_many_native(conn, &params)?;
+                for q in &woken {
+                    fx.wake(q);
+                }
+                Ok(results)
             })
             .await
     }
@@ -409,8 +412,8 @@ impl Driver for SqliteDriver {
         let p = params.clone();
         self.inner
             .writer
-            .write_atomic(p.jobs.len() <= runs::CHUNK, move |conn, _| {
-                Box::pin(async move { runs::heartbeat_many(conn, &p).await })
+            .write_native(p.jobs.len() <= runs::CHUNK, move |conn, _| {
+                runs::heartbeat_many_native(conn, &p)
             })
             .await
     }

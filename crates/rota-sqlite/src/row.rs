@@ -92,50 +92,137 @@ pub(crate) fn narrow<T: TryFrom<i64>>(column: &str, v: i64) -> Result<T> {
     T::try_from(v).map_err(|_| DriverError::Corrupt(format!("{column}: {v} is out of range")))
 }
 
-/// Decodes one `rota_jobs` row selected with [`JOB_COLUMNS`].
-pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
-    let state: String = get(row, "state")?;
-    let args: String = get(row, "args")?;
-    let errors: String = get(row, "errors")?;
-    let progress: Option<String> = get(row, "progress")?;
-    let labels: String = get(row, "labels")?;
-    let attributes: String = get(row, "attributes")?;
-    let timeout_ms: Option<i64> = get(row, "timeout_ms")?;
-    let exit_code: Option<i64> = get(row, "exit_code")?;
+/// Positional access to the columns of one result row. Implemented for
+/// sqlx's rows (reads, users' own transactions) and for the writer's
+/// native rusqlite rows, so each row shape is decoded by one function.
+pub(crate) trait Columns {
+    /// An INTEGER column; `None` for NULL.
+    fn int(&self, i: usize, name: &str) -> Result<Option<i64>>;
+    /// A TEXT column, borrowed for `f`; `None` for NULL.
+    fn with_text<R>(
+        &self,
+        i: usize,
+        name: &str,
+        f: impl FnOnce(Option<&str>) -> Result<R>,
+    ) -> Result<R>;
+
+    /// A NOT NULL INTEGER column.
+    fn req_int(&self, i: usize, name: &str) -> Result<i64> {
+        self.int(i, name)?
+            .ok_or_else(|| DriverError::Corrupt(format!("{name}: unexpected NULL")))
+    }
+    /// A TEXT column, owned.
+    fn opt_text(&self, i: usize, name: &str) -> Result<Option<String>> {
+        self.with_text(i, name, |t| Ok(t.map(str::to_owned)))
+    }
+    /// A NOT NULL TEXT column, owned.
+    fn req_text(&self, i: usize, name: &str) -> Result<String> {
+        self.opt_text(i, name)?
+            .ok_or_else(|| DriverError::Corrupt(format!("{name}: unexpected NULL")))
+    }
+    /// A NOT NULL JSON column, parsed from the borrowed text.
+    fn json<T: serde::de::DeserializeOwned>(&self, i: usize, name: &str) -> Result<T> {
+        self.with_text(i, name, |t| match t {
+            Some(t) => from_json(name, t),
+            None => Err(DriverError::Corrupt(format!("{name}: unexpected NULL"))),
+        })
+    }
+    /// A JSON column that may be NULL.
+    fn opt_json<T: serde::de::DeserializeOwned>(&self, i: usize, name: &str) -> Result<Option<T>> {
+        self.with_text(i, name, |t| t.map(|t| from_json(name, t)).transpose())
+    }
+}
+
+impl Columns for SqliteRow {
+    fn int(&self, i: usize, _name: &str) -> Result<Option<i64>> {
+        self.try_get(i).map_err(map_sqlx)
+    }
+
+    fn with_text<R>(
+        &self,
+        i: usize,
+        _name: &str,
+        f: impl FnOnce(Option<&str>) -> Result<R>,
+    ) -> Result<R> {
+        let t: Option<&str> = self.try_get(i).map_err(map_sqlx)?;
+        f(t)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, i: usize, name: &str) -> Result<Option<i64>> {
+        use rusqlite::types::ValueRef;
+        match self.get_ref(i).map_err(crate::error::map_native)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(v) => Ok(Some(v)),
+            other => Err(DriverError::Corrupt(format!(
+                "{name}: expected an integer, found {:?}",
+                other.data_type()
+            ))),
+        }
+    }
+
+    fn with_text<R>(
+        &self,
+        i: usize,
+        name: &str,
+        f: impl FnOnce(Option<&str>) -> Result<R>,
+    ) -> Result<R> {
+        use rusqlite::types::ValueRef;
+        match self.get_ref(i).map_err(crate::error::map_native)? {
+            ValueRef::Null => f(None),
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(t) => f(Some(t)),
+                Err(e) => Err(DriverError::Corrupt(format!("{name}: {e}"))),
+            },
+            other => Err(DriverError::Corrupt(format!(
+                "{name}: expected text, found {:?}",
+                other.data_type()
+            ))),
+        }
+    }
+}
+
+/// Decodes one `rota_jobs` row selected with [`JOB_COLUMNS`] (by position,
+/// in that order).
+pub(crate) fn job_from_row(row: &impl Columns) -> Result<Job> {
+    let int = |i, name| row.req_int(i, name);
+    let opt_ts = |i, name| opt_timestamp(name, row.int(i, name)?);
     Ok(Job {
-        id: get(row, "id")?,
-        kind: get(row, "kind")?,
-        queue: get(row, "queue")?,
-        state: parse_state(&state)?,
-        priority: narrow("priority", get(row, "priority")?)?,
-        args: from_json("args", &args)?,
-        attempt: narrow("attempt", get(row, "attempt")?)?,
-        max_attempts: narrow("max_attempts", get(row, "max_attempts")?)?,
-        run_at: timestamp("run_at", get(row, "run_at")?)?,
-        created_at: timestamp("created_at", get(row, "created_at")?)?,
-        started_at: opt_timestamp("started_at", get(row, "started_at")?)?,
-        finished_at: opt_timestamp("finished_at", get(row, "finished_at")?)?,
-        errors: from_json::<Vec<AttemptError>>("errors", &errors)?,
-        progress: progress.map(|p| from_json("progress", &p)).transpose()?,
-        output: get(row, "output")?,
-        labels: from_json::<BTreeMap<String, String>>("labels", &labels)?,
-        attributes: from_json::<BTreeMap<String, String>>("attributes", &attributes)?,
-        unique_key: get(row, "unique_key")?,
-        timeout: timeout_ms
+        id: int(0, "id")?,
+        kind: row.req_text(1, "kind")?,
+        queue: row.req_text(2, "queue")?,
+        state: row.with_text(3, "state", |t| parse_state(t.unwrap_or_default()))?,
+        priority: narrow("priority", int(4, "priority")?)?,
+        args: row.json(5, "args")?,
+        attempt: narrow("attempt", int(6, "attempt")?)?,
+        max_attempts: narrow("max_attempts", int(7, "max_attempts")?)?,
+        run_at: timestamp("run_at", int(8, "run_at")?)?,
+        created_at: timestamp("created_at", int(9, "created_at")?)?,
+        started_at: opt_ts(10, "started_at")?,
+        finished_at: opt_ts(11, "finished_at")?,
+        errors: row.json::<Vec<AttemptError>>(12, "errors")?,
+        progress: row.opt_json(13, "progress")?,
+        output: row.opt_text(14, "output")?,
+        labels: row.json::<BTreeMap<String, String>>(15, "labels")?,
+        attributes: row.json::<BTreeMap<String, String>>(16, "attributes")?,
+        unique_key: row.opt_text(17, "unique_key")?,
+        timeout: row
+            .int(18, "timeout_ms")?
             .map(|ms| narrow::<u64>("timeout_ms", ms).map(Duration::from_millis))
             .transpose()?,
-        node: get(row, "node")?,
-        lease_expires_at: opt_timestamp("lease_expires_at", get(row, "lease_expires_at")?)?,
-        lease_token: get(row, "lease_token")?,
-        cancel_requested_at: opt_timestamp(
-            "cancel_requested_at",
-            get(row, "cancel_requested_at")?,
-        )?,
-        trace_context: get(row, "trace_context")?,
-        exit_code: exit_code.map(|c| narrow("exit_code", c)).transpose()?,
-        execution_id: get(row, "execution_id")?,
-        schedule_id: get(row, "schedule_id")?,
-        revision: get(row, "revision")?,
+        node: row.opt_text(19, "node")?,
+        lease_token: row.int(20, "lease_token")?,
+        lease_expires_at: opt_ts(21, "lease_expires_at")?,
+        cancel_requested_at: opt_ts(22, "cancel_requested_at")?,
+        trace_context: row.opt_text(23, "trace_context")?,
+        exit_code: row
+            .int(24, "exit_code")?
+            .map(|c| narrow("exit_code", c))
+            .transpose()?,
+        execution_id: row.int(25, "execution_id")?,
+        schedule_id: row.int(26, "schedule_id")?,
+        revision: int(27, "revision")?,
     })
 }
 

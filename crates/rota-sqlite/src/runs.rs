@@ -11,8 +11,11 @@ use rota_driver::{
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::error::map_sqlx;
-use crate::row::{job_columns, jobs_from_rows, micros, opt_micros, parse_state, to_json};
+use crate::bind::{Param, bind_all};
+use crate::error::{map_native, map_sqlx};
+use crate::row::{
+    Columns, job_columns, job_from_row, jobs_from_rows, micros, opt_micros, parse_state, to_json,
+};
 
 /// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
 pub(crate) const CHUNK: usize = 512;
@@ -41,25 +44,36 @@ pub(crate) const CLAIM_SQL: &str = concat!(
     job_columns!()
 );
 
-/// Claims up to `max` available jobs of one queue in one statement; returns
-/// them sorted by priority, `run_at`, id.
-pub(crate) async fn claim(conn: &mut SqliteConnection, p: &JobClaimParams) -> Result<Vec<Job>> {
+/// The parameters of [`CLAIM_SQL`].
+fn claim_params(p: &JobClaimParams) -> Result<Vec<Param>> {
+    Ok(vec![
+        Param::from(p.lease_token),
+        Param::from(micros(p.lease_expires_at)),
+        Param::from(micros(p.now)),
+        Param::from(p.node_id.as_str()),
+        Param::from(p.queue.as_str()),
+        Param::from(to_json(&p.node_labels)?),
+        Param::from(i64::from(p.max)),
+        Param::from(p.kinds.as_ref().map(to_json).transpose()?),
+    ])
+}
+
+/// Claims up to `max` available jobs of one queue in one statement, on the
+/// writer's native connection; returns them sorted by priority, `run_at`,
+/// id.
+pub(crate) fn claim_native(conn: &rusqlite::Connection, p: &JobClaimParams) -> Result<Vec<Job>> {
     if p.max == 0 {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(CLAIM_SQL)
-        .bind(p.lease_token)
-        .bind(micros(p.lease_expires_at))
-        .bind(micros(p.now))
-        .bind(p.node_id.as_str())
-        .bind(p.queue.as_str())
-        .bind(to_json(&p.node_labels)?)
-        .bind(i64::from(p.max))
-        .bind(p.kinds.as_ref().map(to_json).transpose()?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
-    let mut jobs = jobs_from_rows(&rows)?;
+    let mut st = conn.prepare_cached(CLAIM_SQL).map_err(map_native)?;
+    let values = claim_params(p)?;
+    let mut rows = st
+        .query(rusqlite::params_from_iter(values.iter()))
+        .map_err(map_native)?;
+    let mut jobs = Vec::with_capacity(p.max as usize);
+    while let Some(r) = rows.next().map_err(map_native)? {
+        jobs.push(job_from_row(r)?);
+    }
     jobs.sort_unstable_by_key(|j| (j.priority, j.run_at, j.id));
     Ok(jobs)
 }
@@ -102,6 +116,72 @@ pub(crate) fn heartbeat_sql(n: usize) -> String {
     )
 }
 
+/// Refuses finishes to `running` (a finish ends a run).
+fn check_finishes(params: &[JobFinishParams]) -> Result<()> {
+    match params.iter().find(|p| p.state == JobState::Running) {
+        Some(bad) => Err(DriverError::InvalidState {
+            id: bad.id,
+            state: JobState::Running,
+            action: "finish to running",
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The parameters of [`finish_sql`] for `chunk`, padded to `width` rows.
+fn finish_params(chunk: &[JobFinishParams], width: usize) -> Result<Vec<Param>> {
+    let mut out = Vec::with_capacity(width * 11);
+    for f in chunk {
+        out.extend([
+            Param::from(f.id),
+            Param::from(f.lease_token),
+            Param::from(opt_micros(f.lease_expired_before)),
+            Param::from(f.state.as_str()),
+            Param::from(i64::from(f.attempt)),
+            Param::from(opt_micros(f.run_at)),
+            Param::from(opt_micros(f.finished_at)),
+            Param::from(f.error.as_ref().map(to_json).transpose()?),
+            Param::from(f.output.as_deref()),
+            Param::from(f.progress.as_ref().map(to_json).transpose()?),
+            Param::from(f.exit_code.map(i64::from)),
+        ]);
+    }
+    out.resize(width * 11, Param::Int(None));
+    Ok(out)
+}
+
+/// What finishing a batch did: per input whether it applied (a repeated id
+/// applies once, first), and the queues that got an `available` job back.
+#[derive(Default)]
+struct Finished {
+    applied: HashMap<i64, bool>,
+    woken: Vec<String>,
+}
+
+impl Finished {
+    /// One returned `(id, queue, state)` row.
+    fn row(&mut self, row: &impl Columns) -> Result<()> {
+        let id = row.req_int(0, "id")?;
+        if row.with_text(2, "state", |t| parse_state(t.unwrap_or_default()))? == JobState::Available
+        {
+            self.woken.push(row.req_text(1, "queue")?);
+        }
+        self.applied.insert(id, true);
+        Ok(())
+    }
+
+    fn results(mut self, params: &[JobFinishParams]) -> (Vec<FinishResult>, Vec<String>) {
+        let results = params
+            .iter()
+            .map(|f| FinishResult {
+                id: f.id,
+                applied: self.applied.insert(f.id, false).unwrap_or(false),
+            })
+            .collect();
+        (results, self.woken)
+    }
+}
+
 /// Applies finishes fenced by lease token (and optionally lease expiry).
 /// Returns per input whether it applied, plus the queues that got an
 /// `available` job (hand-backs) for wake-ups.
@@ -109,85 +189,67 @@ pub(crate) async fn finish_many(
     conn: &mut SqliteConnection,
     params: &[JobFinishParams],
 ) -> Result<(Vec<FinishResult>, Vec<String>)> {
-    if let Some(bad) = params.iter().find(|p| p.state == JobState::Running) {
-        return Err(DriverError::InvalidState {
-            id: bad.id,
-            state: JobState::Running,
-            action: "finish to running",
-        });
-    }
-    let mut applied: HashMap<i64, bool> = HashMap::new();
-    let mut woken = Vec::new();
+    check_finishes(params)?;
+    let mut done = Finished::default();
     for chunk in params.chunks(CHUNK) {
         let width = padded(chunk.len());
-        let sql = finish_sql(width);
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for f in chunk {
-            q = q
-                .bind(f.id)
-                .bind(f.lease_token)
-                .bind(opt_micros(f.lease_expired_before))
-                .bind(f.state.as_str())
-                .bind(i64::from(f.attempt))
-                .bind(opt_micros(f.run_at))
-                .bind(opt_micros(f.finished_at))
-                .bind(f.error.as_ref().map(to_json).transpose()?)
-                .bind(f.output.as_deref())
-                .bind(f.progress.as_ref().map(to_json).transpose()?)
-                .bind(f.exit_code.map(i64::from));
-        }
-        for _ in chunk.len()..width {
-            for _ in 0..11 {
-                q = q.bind(None::<i64>);
-            }
-        }
-        let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
-        for r in &rows {
-            let id: i64 = r.try_get("id").map_err(map_sqlx)?;
-            let state: String = r.try_get("state").map_err(map_sqlx)?;
-            if parse_state(&state)? == JobState::Available {
-                woken.push(r.try_get("queue").map_err(map_sqlx)?);
-            }
-            applied.insert(id, true);
+        let q = bind_all(
+            sqlx::query(AssertSqlSafe(finish_sql(width))),
+            finish_params(chunk, width)?,
+        );
+        for r in &q.fetch_all(&mut *conn).await.map_err(map_sqlx)? {
+            done.row(r)?;
         }
     }
-    // One row applies once: a repeated id reports `applied` only first.
-    let results = params
-        .iter()
-        .map(|f| FinishResult {
-            id: f.id,
-            applied: applied.insert(f.id, false).unwrap_or(false),
-        })
-        .collect();
-    Ok((results, woken))
+    Ok(done.results(params))
 }
 
-/// Extends the leases still held; reports cancellation requests.
-pub(crate) async fn heartbeat_many(
-    conn: &mut SqliteConnection,
+/// [`finish_many`] on the writer's native connection.
+pub(crate) fn finish_many_native(
+    conn: &rusqlite::Connection,
+    params: &[JobFinishParams],
+) -> Result<(Vec<FinishResult>, Vec<String>)> {
+    check_finishes(params)?;
+    let mut done = Finished::default();
+    for chunk in params.chunks(CHUNK) {
+        let width = padded(chunk.len());
+        let mut st = conn
+            .prepare_cached(&finish_sql(width))
+            .map_err(map_native)?;
+        let values = finish_params(chunk, width)?;
+        let mut rows = st
+            .query(rusqlite::params_from_iter(values.iter()))
+            .map_err(map_native)?;
+        while let Some(r) = rows.next().map_err(map_native)? {
+            done.row(r)?;
+        }
+    }
+    Ok(done.results(params))
+}
+
+/// Extends the leases still held, on the writer's native connection;
+/// reports cancellation requests.
+pub(crate) fn heartbeat_many_native(
+    conn: &rusqlite::Connection,
     p: &JobHeartbeatParams,
 ) -> Result<Vec<HeartbeatResult>> {
     let mut held: HashMap<i64, bool> = HashMap::new();
     for chunk in p.jobs.chunks(CHUNK) {
         let width = padded(chunk.len());
-        let sql = heartbeat_sql(width);
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut values = Vec::with_capacity(width * 2 + 1);
         for (id, token) in chunk {
-            q = q.bind(*id).bind(*token);
+            values.extend([Param::from(*id), Param::from(*token)]);
         }
-        for _ in chunk.len()..width {
-            q = q.bind(None::<i64>).bind(None::<i64>);
-        }
-        let rows = q
-            .bind(micros(p.lease_expires_at))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_sqlx)?;
-        for r in &rows {
-            held.insert(
-                r.try_get("id").map_err(map_sqlx)?,
-                r.try_get("cancel").map_err(map_sqlx)?,
-            );
+        values.resize(width * 2, Param::Int(None));
+        values.push(Param::from(micros(p.lease_expires_at)));
+        let mut st = conn
+            .prepare_cached(&heartbeat_sql(width))
+            .map_err(map_native)?;
+        let mut rows = st
+            .query(rusqlite::params_from_iter(values.iter()))
+            .map_err(map_native)?;
+        while let Some(r) = rows.next().map_err(map_native)? {
+            held.insert(r.req_int(0, "id")?, r.req_int(1, "cancel")? != 0);
         }
     }
     Ok(p.jobs

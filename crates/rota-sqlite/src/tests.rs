@@ -36,16 +36,64 @@ async fn writer(
         .await
         .unwrap();
     let counters = Arc::new(Counters::default());
+    let options = SqliteOptions::default();
+    let native =
+        writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
     let handle = writer::spawn(
         conn,
-        opts.clone(),
-        256,
-        64,
-        counters.clone(),
-        broadcast::channel(16).0,
-        Arc::default(),
-    );
+        native,
+        writer::WriterSetup {
+            connect: opts.clone(),
+            max_batch: 256,
+            queue: 64,
+            counters: counters.clone(),
+            wake: broadcast::channel(16).0,
+            parked: Arc::default(),
+        },
+    )
+    .unwrap();
     (handle, counters, opts)
+}
+
+/// Keeps the writer thread busy until the returned sender fires (or
+/// drops), so that operations sent meanwhile queue up and share its next
+/// batch.
+async fn hold(w: &WriterHandle) -> std::sync::mpsc::Sender<()> {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel();
+    let w = w.clone();
+    tokio::spawn(async move {
+        w.alone(move |_, _| {
+            Box::pin(async move {
+                let _ = started.send(());
+                // The writer thread is not a runtime worker: blocking it
+                // here holds back only the writer.
+                let _ = held.recv();
+                Ok(())
+            })
+        })
+        .await
+    });
+    running.await.unwrap();
+    release
+}
+
+/// A native operation inserting `x` into `t`, failing after its write when
+/// `fail` is set.
+fn insert_native(
+    w: &WriterHandle,
+    x: Option<i64>,
+    fail: bool,
+) -> impl Future<Output = rota_driver::Result<()>> + '_ {
+    w.write_native(false, move |conn, fx| {
+        conn.execute("INSERT INTO t (x) VALUES (?)", [x])
+            .map_err(crate::error::map_native)?;
+        if fail {
+            return Err(rota_driver::DriverError::Conflict("refused".to_owned()));
+        }
+        fx.wake("native");
+        Ok(())
+    })
 }
 
 fn insert_x(
@@ -78,16 +126,16 @@ async fn stored(opts: &sqlx::sqlite::SqliteConnectOptions) -> Vec<i64> {
         .unwrap()
 }
 
-// A current-thread runtime: every op below is queued before the writer task
-// first runs, so they share one batch.
 #[tokio::test]
 async fn a_failed_op_rolls_back_alone_and_the_batch_commits() {
     let dir = tempfile::tempdir().unwrap();
     let (w, counters, opts) = writer(&dir).await;
-    let (a, b, c) = tokio::join!(
+    let release = hold(&w).await;
+    let (a, b, c, _) = tokio::join!(
         insert_x(&w, 1, false),
         insert_x(&w, 2, true),
-        insert_x(&w, 3, false)
+        insert_x(&w, 3, false),
+        async { release.send(()) }
     );
     assert_eq!(a.unwrap(), 1);
     assert!(matches!(b, Err(rota_driver::DriverError::Conflict(m)) if m == "op 2 refused"));
@@ -138,11 +186,77 @@ async fn a_lone_atomic_op_commits_by_itself_and_fails_alone() {
         "autocommit statements count as commits for the wake-up watcher"
     );
     // Queued together, atomic ops share one group-commit transaction.
-    let (a, b) = tokio::join!(insert_atomic(&w, Some(7)), insert_atomic(&w, Some(8)));
+    let release = hold(&w).await;
+    let (a, b, _) = tokio::join!(
+        insert_atomic(&w, Some(7)),
+        insert_atomic(&w, Some(8)),
+        async { release.send(()) }
+    );
     a.unwrap();
     b.unwrap();
     assert_eq!(counters.batches.load(Ordering::SeqCst), 3);
     assert_eq!(stored(&opts).await, vec![5, 6, 7, 8]);
+}
+
+#[tokio::test]
+async fn native_and_sqlx_ops_of_one_batch_commit_on_their_own_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, counters, opts) = writer(&dir).await;
+    let release = hold(&w).await;
+    let (a, b, c, d, _) = tokio::join!(
+        insert_native(&w, Some(1), false),
+        insert_x(&w, 2, false),
+        insert_native(&w, Some(3), true),
+        insert_native(&w, None, false),
+        async { release.send(()) }
+    );
+    a.unwrap();
+    assert_eq!(b.unwrap(), 2);
+    assert!(
+        matches!(c, Err(rota_driver::DriverError::Conflict(_))),
+        "{c:?}"
+    );
+    assert!(
+        matches!(d, Err(rota_driver::DriverError::Database(_))),
+        "NOT NULL violated: {d:?}"
+    );
+    assert_eq!(
+        stored(&opts).await,
+        vec![1, 2],
+        "failed native ops are undone alone"
+    );
+    assert_eq!(
+        counters.batches.load(Ordering::SeqCst),
+        2,
+        "one transaction per connection"
+    );
+    assert_eq!(counters.ops.load(Ordering::SeqCst), 4);
+    // A lone native op commits by itself, and its failure is its own.
+    insert_native(&w, Some(4), false).await.unwrap();
+    assert!(insert_native(&w, Some(5), true).await.is_err());
+    assert_eq!(stored(&opts).await, vec![1, 2, 4]);
+}
+
+#[tokio::test]
+async fn a_panicking_native_op_is_an_error_and_the_writer_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _, opts) = writer(&dir).await;
+    let panicked: rota_driver::Result<()> = w
+        .write_native(false, |conn, _| {
+            conn.execute("INSERT INTO t (x) VALUES (7)", []).unwrap();
+            panic!("boom");
+        })
+        .await;
+    assert!(
+        matches!(panicked, Err(rota_driver::DriverError::Database(_))),
+        "{panicked:?}"
+    );
+    insert_native(&w, Some(8), false).await.unwrap();
+    assert_eq!(
+        stored(&opts).await,
+        vec![8],
+        "the panicking op's write is rolled back"
+    );
 }
 
 #[tokio::test]

@@ -1,10 +1,20 @@
-//! The one writer: a task that owns the only writing connection and commits
+//! The one writer: a thread that owns the writing connections and commits
 //! concurrent callers' operations together (group commit).
 //!
-//! Callers send a boxed operation (an async closure over
-//! `&mut SqliteConnection`) and wait on a oneshot reply. The task takes the
-//! first queued operation, drains whatever else is already queued (up to
+//! Callers send a boxed operation and wait on a oneshot reply. An operation
+//! is either *native* — a synchronous closure over the writer's own
+//! `rusqlite` connection, used by the hot paths (enqueue, claim, finish,
+//! heartbeat) — or an async closure over a sqlx `SqliteConnection`, which
+//! shares its SQL with reads and users' own transactions. The thread runs
+//! sqlx operations to completion with the runtime's `Handle::block_on`.
+//! Native operations skip sqlx's connection thread: no hand-off per
+//! statement and no copy of every returned value, which roughly doubled
+//! bulk-enqueue and claim throughput (docs/benchmarks.md).
+//!
+//! The thread takes the first queued operation, drains whatever else is
+//! already queued (up to
 //! [`SqliteOptions::max_batch`](crate::SqliteOptions::max_batch)), and runs
+//! the native operations, then the sqlx ones, each group as
 //!
 //! ```text
 //! BEGIN IMMEDIATE
@@ -14,13 +24,15 @@
 //! COMMIT
 //! ```
 //!
-//! and only then replies to every caller. An acknowledgement therefore always
+//! on its connection, and only then replies to that group's callers. The
+//! two connections never write at the same time: the thread runs one
+//! transaction after the other. An acknowledgement therefore always
 //! follows its commit (a durable ack with `synchronous = FULL`), while
 //! concurrent callers share one commit and one `fsync`. A failed operation
 //! is returned to its own caller only; a failed `BEGIN`, savepoint or
 //! `COMMIT` fails every caller of the batch. Panics inside an operation are
-//! caught and reported as errors, so the task survives. When the task is
-//! gone, callers get [`DriverError::Unavailable`].
+//! caught and reported as errors, so the thread survives. When the thread
+//! is gone, callers get [`DriverError::Unavailable`].
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -28,14 +40,14 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use rota_driver::{DriverError, ParkedRequest, ParkingLot, Result, Wakeup};
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection};
+use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::error::{duplicate, is_connection_lost, map_sqlx, writer_gone};
+use crate::error::{duplicate, is_connection_lost, map_native, map_sqlx, writer_gone};
 
 /// A boxed future borrowing the writer's connection for `'c`.
 pub(crate) type BoxFut<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
@@ -101,63 +113,118 @@ pub struct WriterStats {
 
 trait ErasedOp: Send {
     /// Runs the operation; `true` when it succeeded.
-    fn run<'c>(
-        &'c mut self,
-        conn: &'c mut SqliteConnection,
-        fx: &'c mut OpEffects,
-    ) -> BoxFut<'c, bool>;
+    fn run(&mut self, conns: &mut Conns, fx: &mut OpEffects) -> bool;
     /// Replies to the caller: its own result, or `failure` for all.
     fn complete(self: Box<Self>, failure: Option<&DriverError>);
     /// The operation is one statement (atomic by itself): alone in a batch
     /// it may run in autocommit mode, without `BEGIN` and `COMMIT`.
     fn atomic(&self) -> bool;
+    /// Which connection the operation writes on.
+    fn on(&self) -> On;
 }
 
-struct TypedOp<T, F> {
-    f: Option<F>,
-    atomic: bool,
+/// One of the writer's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    /// The `rusqlite` connection of native operations.
+    Native,
+    /// The sqlx connection.
+    Sqlx,
+}
+
+/// The writer's connections.
+pub(crate) struct Conns {
+    rt: Handle,
+    sqlx: SqliteConnection,
+    native: rusqlite::Connection,
+}
+
+/// The reply half every operation shares.
+struct Reply<T> {
     out: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
+    tx: oneshot::Sender<Result<T>>,
 }
 
-impl<T, F> ErasedOp for TypedOp<T, F>
-where
-    T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut OpEffects) -> BoxFut<'c, Result<T>>
-        + Send
-        + 'static,
-{
-    fn run<'c>(
-        &'c mut self,
-        conn: &'c mut SqliteConnection,
-        fx: &'c mut OpEffects,
-    ) -> BoxFut<'c, bool> {
-        let f = self.f.take();
-        Box::pin(async move {
-            let Some(f) = f else { return false };
-            let result = f(conn, fx).await;
-            let ok = result.is_ok();
-            self.out = Some(result);
-            ok
-        })
-    }
-
-    fn complete(self: Box<Self>, failure: Option<&DriverError>) {
-        let this = *self;
+impl<T> Reply<T> {
+    fn complete(self, failure: Option<&DriverError>) {
         let result = match failure {
             Some(err) => Err(duplicate(err)),
-            None => this.out.unwrap_or_else(|| {
+            None => self.out.unwrap_or_else(|| {
                 Err(DriverError::Database(
                     "the write operation panicked".to_owned(),
                 ))
             }),
         };
         // The caller may have stopped waiting; its operation still ran.
-        let _ = this.reply.send(result);
+        let _ = self.tx.send(result);
+    }
+
+    fn record(&mut self, result: Result<T>) -> bool {
+        let ok = result.is_ok();
+        self.out = Some(result);
+        ok
+    }
+}
+
+struct SqlxOp<T, F> {
+    f: Option<F>,
+    atomic: bool,
+    reply: Reply<T>,
+}
+
+impl<T, F> ErasedOp for SqlxOp<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut OpEffects) -> BoxFut<'c, Result<T>>
+        + Send
+        + 'static,
+{
+    fn run(&mut self, conns: &mut Conns, fx: &mut OpEffects) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let result = conns.rt.block_on(f(&mut conns.sqlx, fx));
+        self.reply.record(result)
+    }
+
+    fn complete(self: Box<Self>, failure: Option<&DriverError>) {
+        self.reply.complete(failure);
     }
 
     fn atomic(&self) -> bool {
         self.atomic
+    }
+
+    fn on(&self) -> On {
+        On::Sqlx
+    }
+}
+
+struct NativeOp<T, F> {
+    f: Option<F>,
+    atomic: bool,
+    reply: Reply<T>,
+}
+
+impl<T, F> ErasedOp for NativeOp<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection, &mut OpEffects) -> Result<T> + Send + 'static,
+{
+    fn run(&mut self, conns: &mut Conns, fx: &mut OpEffects) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let result = f(&conns.native, fx);
+        self.reply.record(result)
+    }
+
+    fn complete(self: Box<Self>, failure: Option<&DriverError>) {
+        self.reply.complete(failure);
+    }
+
+    fn atomic(&self) -> bool {
+        self.atomic
+    }
+
+    fn on(&self) -> On {
+        On::Native
     }
 }
 
@@ -170,7 +237,7 @@ enum Msg {
     Probe,
 }
 
-/// A cheap handle for sending operations to the writer task.
+/// A cheap handle for sending operations to the writer thread.
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
     tx: mpsc::Sender<Msg>,
@@ -194,7 +261,7 @@ impl WriterHandle {
             + Send
             + 'static,
     {
-        self.send(f, false, false).await
+        self.write_atomic(false, f).await
     }
 
     /// Like [`write`](Self::write); with `atomic` set the operation runs
@@ -208,10 +275,33 @@ impl WriterHandle {
             + Send
             + 'static,
     {
-        self.send(f, false, atomic).await
+        let (tx, rx) = oneshot::channel();
+        let op = SqlxOp {
+            f: Some(f),
+            atomic,
+            reply: Reply { out: None, tx },
+        };
+        self.send(Msg::Batched(Box::new(op)), rx).await
     }
 
-    /// Runs `f` on the writer's connection outside any transaction, alone.
+    /// Like [`write_atomic`](Self::write_atomic) for a native operation: a
+    /// synchronous closure over the writer's `rusqlite` connection.
+    pub(crate) async fn write_native<T, F>(&self, atomic: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection, &mut OpEffects) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op = NativeOp {
+            f: Some(f),
+            atomic,
+            reply: Reply { out: None, tx },
+        };
+        self.send(Msg::Batched(Box::new(op)), rx).await
+    }
+
+    /// Runs `f` on the writer's sqlx connection outside any transaction,
+    /// alone.
     pub(crate) async fn alone<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -219,28 +309,16 @@ impl WriterHandle {
             + Send
             + 'static,
     {
-        self.send(f, true, false).await
+        let (tx, rx) = oneshot::channel();
+        let op = SqlxOp {
+            f: Some(f),
+            atomic: false,
+            reply: Reply { out: None, tx },
+        };
+        self.send(Msg::Alone(Box::new(op)), rx).await
     }
 
-    async fn send<T, F>(&self, f: F, alone: bool, atomic: bool) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut OpEffects) -> BoxFut<'c, Result<T>>
-            + Send
-            + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        let op: Box<dyn ErasedOp> = Box::new(TypedOp {
-            f: Some(f),
-            atomic,
-            out: None,
-            reply,
-        });
-        let msg = if alone {
-            Msg::Alone(op)
-        } else {
-            Msg::Batched(op)
-        };
+    async fn send<T>(&self, msg: Msg, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
         self.tx.send(msg).await.map_err(|_| writer_gone())?;
         rx.await.map_err(|_| writer_gone())?
     }
@@ -251,47 +329,90 @@ impl WriterHandle {
         let _ = self.tx.try_send(Msg::Probe);
     }
 
-    /// Whether the writer task has stopped.
+    /// Whether the writer thread has stopped.
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
 }
 
-/// A handle whose writer task is already gone (for tests).
+/// A handle whose writer thread is already gone (for tests).
 #[cfg(test)]
 pub(crate) fn detached() -> WriterHandle {
     let (tx, _) = mpsc::channel(1);
     WriterHandle { tx }
 }
 
-/// Starts the writer task on `conn`; it stops when every handle is dropped.
+/// Opens the writer's native connection to the file `connect` names, with
+/// the same pragmas as the sqlx one. The sqlx connection opens (and switches
+/// the file to WAL) first.
+pub(crate) fn open_native(
+    connect: &SqliteConnectOptions,
+    synchronous: &str,
+    busy_timeout: std::time::Duration,
+) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        rusqlite::Connection::open_with_flags(connect.get_filename(), flags).map_err(map_native)?;
+    conn.busy_timeout(busy_timeout).map_err(map_native)?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+    ))
+    .map_err(map_native)?;
+    // Every statement shape of the hot paths stays prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// The writer's settings and shared state.
+pub(crate) struct WriterSetup {
+    pub(crate) connect: SqliteConnectOptions,
+    pub(crate) max_batch: usize,
+    pub(crate) queue: usize,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) wake: broadcast::Sender<Wakeup>,
+    pub(crate) parked: Arc<ParkingLot>,
+}
+
+/// Starts the writer thread on `sqlx` and `native`; it stops when every
+/// handle is dropped. Must be called inside a Tokio runtime, which runs
+/// the sqlx operations.
 pub(crate) fn spawn(
-    conn: SqliteConnection,
-    connect: SqliteConnectOptions,
-    max_batch: usize,
-    queue: usize,
-    counters: Arc<Counters>,
-    wake: broadcast::Sender<Wakeup>,
-    parked: Arc<ParkingLot>,
-) -> WriterHandle {
-    let (tx, rx) = mpsc::channel(queue.max(1));
+    sqlx: SqliteConnection,
+    native: rusqlite::Connection,
+    setup: WriterSetup,
+) -> Result<WriterHandle> {
+    let rt = Handle::try_current().map_err(|e| {
+        DriverError::Unavailable(format!("the SQLite writer needs a Tokio runtime: {e}"))
+    })?;
+    let (tx, rx) = mpsc::channel(setup.queue.max(1));
     let writer = Writer {
-        conn,
-        connect,
+        conns: Conns { rt, sqlx, native },
+        connect: setup.connect,
         rx,
-        max_batch: max_batch.max(1),
-        counters,
-        wake,
-        parked,
-        data_version: None,
+        max_batch: setup.max_batch.max(1),
+        counters: setup.counters,
+        wake: setup.wake,
+        parked: setup.parked,
+        data_version: (None, None),
         broken: false,
     };
-    tokio::spawn(writer.run());
-    WriterHandle { tx }
+    std::thread::Builder::new()
+        .name("rota-sqlite-writer".to_owned())
+        .spawn(move || writer.run())
+        .map_err(|e| DriverError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+    Ok(WriterHandle { tx })
+}
+
+/// A failed transaction-control statement.
+struct ExecError {
+    err: DriverError,
+    /// The sqlx connection is gone and must be reopened.
+    lost: bool,
 }
 
 struct Writer {
-    conn: SqliteConnection,
+    conns: Conns,
     connect: SqliteConnectOptions,
     rx: mpsc::Receiver<Msg>,
     max_batch: usize,
@@ -299,17 +420,18 @@ struct Writer {
     wake: broadcast::Sender<Wakeup>,
     /// Claims parked by idle producers (see [`Writer::claim_parked`]).
     parked: Arc<ParkingLot>,
-    /// The writer connection's last seen `PRAGMA data_version`; it changes
-    /// only when *another* connection commits.
-    data_version: Option<i64>,
-    /// The connection was lost; reconnect before the next operation.
+    /// The last seen `PRAGMA data_version` of the native and the sqlx
+    /// connection; a connection's value changes only when *another*
+    /// connection commits.
+    data_version: (Option<i64>, Option<i64>),
+    /// The sqlx connection was lost; reconnect before its next operation.
     broken: bool,
 }
 
 impl Writer {
-    async fn run(mut self) {
-        self.probe().await;
-        while let Some(first) = self.rx.recv().await {
+    fn run(mut self) {
+        self.probe();
+        while let Some(first) = self.rx.blocking_recv() {
             let mut batch = Vec::new();
             let mut alone = None;
             let mut probe = false;
@@ -327,53 +449,92 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                self.reconnect_if_broken().await;
-                self.run_batch(batch).await;
+                let (native, sqlx): (Vec<_>, Vec<_>) =
+                    batch.into_iter().partition(|op| op.on() == On::Native);
+                if !native.is_empty() {
+                    self.run_batch(On::Native, native);
+                }
+                if !sqlx.is_empty() {
+                    self.reconnect_if_broken();
+                    self.run_batch(On::Sqlx, sqlx);
+                }
             }
             if let Some(op) = alone {
-                self.reconnect_if_broken().await;
-                self.run_alone(op).await;
+                self.reconnect_if_broken();
+                self.run_alone(op);
             }
             if self.counters.probe_requested.swap(false, Ordering::SeqCst) || probe {
-                self.probe().await;
+                self.probe();
             }
         }
-        if let Err(e) = self.conn.close().await {
-            tracing::debug!(error = %e, "closing the SQLite writer connection failed");
+    }
+
+    /// Runs one transaction-control statement on connection `on`.
+    fn exec(&mut self, on: On, sql: &'static str) -> Result<(), ExecError> {
+        match on {
+            On::Native => self
+                .conns
+                .native
+                .prepare_cached(sql)
+                .and_then(|mut st| st.execute([]))
+                .map(|_| ())
+                .map_err(|e| ExecError {
+                    err: map_native(e),
+                    lost: false,
+                }),
+            On::Sqlx => {
+                let conns = &mut self.conns;
+                conns
+                    .rt
+                    .block_on(sqlx::raw_sql(sql).execute(&mut conns.sqlx))
+                    .map(|_| ())
+                    .map_err(|e| ExecError {
+                        lost: is_connection_lost(&e),
+                        err: map_sqlx(e),
+                    })
+            }
         }
     }
 
-    async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(sql).execute(&mut self.conn).await.map(|_| ())
+    /// Runs `op`, turning a panic into a failure.
+    fn run_op(&mut self, op: &mut Box<dyn ErasedOp>, fx: &mut OpEffects) -> bool {
+        let conns = &mut self.conns;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| op.run(conns, fx))) {
+            Ok(ok) => ok,
+            Err(_) => {
+                tracing::error!("a SQLite write operation panicked; its savepoint is rolled back");
+                false
+            }
+        }
     }
 
-    async fn run_batch(&mut self, mut ops: Vec<Box<dyn ErasedOp>>) {
+    fn run_batch(&mut self, on: On, mut ops: Vec<Box<dyn ErasedOp>>) {
         // A lone one-statement operation commits by itself.
         if ops.len() == 1 && ops[0].atomic() {
             if let Some(op) = ops.pop() {
-                self.run_autocommit(op).await;
+                self.run_autocommit(op);
             }
             return;
         }
-        if let Err(e) = self.exec("BEGIN IMMEDIATE").await {
-            return self.fail_all(ops, e).await;
+        if let Err(e) = self.exec(on, "BEGIN IMMEDIATE") {
+            return self.fail_all(on, ops, e);
         }
         let mut wake = BTreeSet::new();
         // A batch of one needs no savepoint: its failure rolls back the
         // whole (otherwise empty) transaction. Two statements fewer on the
         // path of every lone enqueue.
         let single = ops.len() == 1;
-        for op in ops.iter_mut() {
-            if !single && let Err(e) = self.exec("SAVEPOINT rota_op").await {
-                return self.fail_all(ops, e).await;
+        for i in 0..ops.len() {
+            if !single && let Err(e) = self.exec(on, "SAVEPOINT rota_op") {
+                return self.fail_all(on, ops, e);
             }
             let mut fx = OpEffects::default();
-            let ok = matches!(CatchUnwind(op.run(&mut self.conn, &mut fx)).await, Ok(true));
+            let ok = self.run_op(&mut ops[i], &mut fx);
             let end = if single {
                 if !ok {
                     // The op keeps its own error for its caller.
-                    if let Err(e) = self.exec("ROLLBACK").await {
-                        tracing::debug!(error = %e, "rollback after a failed operation");
+                    if let Err(e) = self.exec(on, "ROLLBACK") {
+                        tracing::debug!(error = %e.err, "rollback after a failed operation");
                     }
                     for op in ops {
                         op.complete(None);
@@ -382,31 +543,29 @@ impl Writer {
                 }
                 Ok(())
             } else if ok {
-                self.exec("RELEASE rota_op").await
+                self.exec(on, "RELEASE rota_op")
             } else {
                 // An error that already ended the whole transaction (disk
                 // full, I/O) makes this fail too: then the batch fails.
-                match self.exec("ROLLBACK TO rota_op").await {
-                    Ok(()) => self.exec("RELEASE rota_op").await,
+                match self.exec(on, "ROLLBACK TO rota_op") {
+                    Ok(()) => self.exec(on, "RELEASE rota_op"),
                     Err(e) => Err(e),
                 }
             };
             if let Err(e) = end {
-                return self.fail_all(ops, e).await;
+                return self.fail_all(on, ops, e);
             }
             if ok {
                 wake.append(&mut fx.wake);
             }
         }
         let committed = {
-            let _commit = self.counters.commit();
-            sqlx::raw_sql("COMMIT")
-                .execute(&mut self.conn)
-                .await
-                .map(|_| ())
+            let counters = self.counters.clone();
+            let _commit = counters.commit();
+            self.exec(on, "COMMIT")
         };
         if let Err(e) = committed {
-            return self.fail_all(ops, e).await;
+            return self.fail_all(on, ops, e);
         }
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -415,27 +574,27 @@ impl Writer {
         for op in ops {
             op.complete(None);
         }
-        self.after_commit(wake).await;
+        self.after_commit(wake);
     }
 
     /// Wakes the queues a commit made work for, then runs the claims
     /// parked on them.
-    async fn after_commit(&mut self, woken: BTreeSet<String>) {
+    fn after_commit(&mut self, woken: BTreeSet<String>) {
         for queue in &woken {
             // No receivers is fine: nobody is waiting.
             let _ = self.wake.send(Wakeup {
                 queue: Some(queue.clone()),
             });
         }
-        self.claim_parked(&woken).await;
+        self.claim_parked(&woken);
     }
 
     /// Runs the claims parked on the queues a commit just woke, each as
     /// one autocommit statement, right after the callers of that commit
     /// were answered: the job goes to an idle producer without the wake-up
     /// → producer → writer round trip, and the enqueuer never waits for it.
-    async fn claim_parked(&mut self, woken: &BTreeSet<String>) {
-        if woken.is_empty() || self.parked.is_empty() || self.broken {
+    fn claim_parked(&mut self, woken: &BTreeSet<String>) {
+        if woken.is_empty() || self.parked.is_empty() {
             return;
         }
         let requests: Vec<ParkedRequest> = self.parked.take(woken.iter().map(String::as_str));
@@ -443,7 +602,7 @@ impl Writer {
             let params = (req.make)();
             let claimed = {
                 let _commit = self.counters.commit();
-                crate::runs::claim(&mut self.conn, &params).await
+                crate::runs::claim_native(&self.conns.native, &params)
             };
             // A producer that stopped waiting retracted first; a closed
             // reply means it is gone and the lease will expire.
@@ -451,39 +610,39 @@ impl Writer {
         }
     }
 
-    async fn fail_all(&mut self, ops: Vec<Box<dyn ErasedOp>>, err: sqlx::Error) {
-        tracing::warn!(error = %err, ops = ops.len(), "SQLite writer batch failed");
-        if is_connection_lost(&err) {
+    fn fail_all(&mut self, on: On, ops: Vec<Box<dyn ErasedOp>>, e: ExecError) {
+        tracing::warn!(error = %e.err, ops = ops.len(), "SQLite writer batch failed");
+        if e.lost {
             self.broken = true;
-        } else if let Err(e) = self.exec("ROLLBACK").await {
+        } else if let Err(r) = self.exec(on, "ROLLBACK") {
             // "no transaction is active" is expected after a failed BEGIN or
             // an automatic rollback.
-            tracing::debug!(error = %e, "rollback after a failed batch");
+            tracing::debug!(error = %r.err, "rollback after a failed batch");
         }
-        let err = map_sqlx(err);
         for op in ops {
-            op.complete(Some(&err));
+            op.complete(Some(&e.err));
         }
     }
 
-    async fn run_autocommit(&mut self, mut op: Box<dyn ErasedOp>) {
+    fn run_autocommit(&mut self, mut op: Box<dyn ErasedOp>) {
         let mut fx = OpEffects::default();
         let ok = {
-            let _commit = self.counters.commit();
-            matches!(CatchUnwind(op.run(&mut self.conn, &mut fx)).await, Ok(true))
+            let counters = self.counters.clone();
+            let _commit = counters.commit();
+            self.run_op(&mut op, &mut fx)
         };
         // A failed statement rolled itself back; the op keeps its error.
         op.complete(None);
         if ok {
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters.ops.fetch_add(1, Ordering::Relaxed);
-            self.after_commit(fx.wake).await;
+            self.after_commit(fx.wake);
         }
     }
 
-    async fn run_alone(&mut self, mut op: Box<dyn ErasedOp>) {
+    fn run_alone(&mut self, mut op: Box<dyn ErasedOp>) {
         let mut fx = OpEffects::default();
-        let ok = matches!(CatchUnwind(op.run(&mut self.conn, &mut fx)).await, Ok(true));
+        let ok = self.run_op(&mut op, &mut fx);
         if ok {
             for queue in fx.wake {
                 let _ = self.wake.send(Wakeup { queue: Some(queue) });
@@ -492,59 +651,61 @@ impl Writer {
         op.complete(None);
     }
 
-    async fn reconnect_if_broken(&mut self) {
+    fn reconnect_if_broken(&mut self) {
         if !self.broken {
             return;
         }
-        match self.connect.connect().await {
+        match self.conns.rt.block_on(self.connect.connect()) {
             Ok(conn) => {
-                let old = std::mem::replace(&mut self.conn, conn);
+                let old = std::mem::replace(&mut self.conns.sqlx, conn);
                 drop(old);
                 self.broken = false;
-                self.data_version = None;
+                self.data_version.1 = None;
                 tracing::info!("SQLite writer reconnected");
             }
             Err(e) => tracing::warn!(error = %e, "SQLite writer cannot reconnect"),
         }
     }
 
-    /// Reads the writer connection's `data_version`; a change since the
-    /// last read means another connection or process committed, so every
-    /// queue may have new work.
-    async fn probe(&mut self) {
-        if self.broken {
-            return;
-        }
-        match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-            .fetch_one(&mut self.conn)
-            .await
+    /// Reads `data_version` on both writer connections. A commit by another
+    /// connection or process changes both; each of the writer's own
+    /// connections' commits changes only the other's. So a change on both
+    /// means someone else committed (or both of ours did, which costs one
+    /// spare wake-up), and every queue may have new work.
+    fn probe(&mut self) {
+        let native = match self
+            .conns
+            .native
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
         {
-            Ok(v) => {
-                if self.data_version.is_some_and(|old| old != v) {
-                    let _ = self.wake.send(Wakeup { queue: None });
-                }
-                self.data_version = Some(v);
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "data_version probe failed");
+                return;
             }
-            Err(e) => tracing::debug!(error = %e, "data_version probe failed"),
+        };
+        let sqlx = if self.broken {
+            None
+        } else {
+            let conns = &mut self.conns;
+            conns
+                .rt
+                .block_on(
+                    sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conns.sqlx),
+                )
+                .inspect_err(|e| tracing::debug!(error = %e, "data_version probe failed"))
+                .ok()
+        };
+        let (old_native, old_sqlx) = self.data_version;
+        let native_changed = old_native.is_some_and(|old| old != native);
+        // Unknown on the sqlx side: the native connection decides alone.
+        let sqlx_changed = match (old_sqlx, sqlx) {
+            (Some(old), Some(new)) => old != new,
+            _ => true,
+        };
+        if native_changed && sqlx_changed {
+            let _ = self.wake.send(Wakeup { queue: None });
         }
-    }
-}
-
-/// Turns a panic while polling the inner future into an `Err`.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => {
-                tracing::error!("a SQLite write operation panicked; its savepoint is rolled back");
-                Poll::Ready(Err(panic))
-            }
-        }
+        self.data_version = (Some(native), sqlx);
     }
 }
