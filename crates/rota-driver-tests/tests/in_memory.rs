@@ -490,6 +490,8 @@ impl Driver for MemoryDriver {
                     }
                     *token = None;
                     j.lease_token = None;
+                    // A finished run holds no lease (as on both SQL stores).
+                    j.lease_expires_at = None;
                     wake |= j.state == JobState::Available;
                     g.on_job_change(p.id, JobState::Running);
                     true

@@ -171,20 +171,80 @@ fn no_holder(key: &str) -> DriverError {
     DriverError::Conflict(format!("unique key {key:?} conflicted but no holder found"))
 }
 
+/// An insert of many jobs, prepared before it reaches a connection: the
+/// statements and their parameters (JSON encoding included) are built by
+/// the caller's task, so the single writer only executes them.
+pub(crate) struct InsertPlan {
+    params: Vec<JobInsertParams>,
+    origin: JobOrigin,
+    /// One multi-row `INSERT` per chunk of [`INSERT_CHUNK`] jobs.
+    statements: Vec<(String, Vec<Param>)>,
+}
+
+impl InsertPlan {
+    /// Plans the insert of `params` with `origin`.
+    pub(crate) fn new(params: Vec<JobInsertParams>, origin: JobOrigin) -> Result<InsertPlan> {
+        let statements = params
+            .chunks(INSERT_CHUNK)
+            .map(|chunk| {
+                Ok((
+                    insert_sql(chunk.len(), origin),
+                    insert_params(chunk, origin)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(InsertPlan {
+            params,
+            origin,
+            statements,
+        })
+    }
+
+    /// Whether the plan is one statement (atomic by itself): one chunk with
+    /// no unique key, whose conflict would need a second, reading one.
+    pub(crate) fn is_one_statement(&self) -> bool {
+        self.statements.len() == 1 && self.params.iter().all(|p| p.unique_key.is_none())
+    }
+
+    /// Builds the results from the new ids (`None` for a unique duplicate,
+    /// whose holder `holder` fetches).
+    fn finish(
+        self,
+        ids: Vec<Option<i64>>,
+        mut holder: impl FnMut(&str) -> Result<Job>,
+    ) -> Result<Vec<InsertedJob>> {
+        let origin = self.origin;
+        self.params
+            .into_iter()
+            .zip(ids)
+            .map(|(p, id)| match id {
+                Some(id) => Ok(InsertedJob {
+                    job: p.into_stored_job(id, origin.execution_id, origin.schedule_id),
+                    inserted: true,
+                }),
+                None => Ok(InsertedJob {
+                    job: holder(p.unique_key.as_deref().unwrap_or_default())?,
+                    inserted: false,
+                }),
+            })
+            .collect()
+    }
+}
+
 /// [`job_insert_many_in`] with the jobs' origin columns set.
 pub(crate) async fn insert_many(
     conn: &mut SqliteConnection,
     params: Vec<JobInsertParams>,
     origin: JobOrigin,
 ) -> Result<Vec<InsertedJob>> {
+    let mut plan = InsertPlan::new(params, origin)?;
     // Per input: the new id, or None for a unique duplicate.
-    let mut ids: Vec<Option<i64>> = Vec::with_capacity(params.len());
-    for chunk in params.chunks(INSERT_CHUNK) {
-        let sql = insert_sql(chunk.len(), origin);
-        let query = bind_all(
-            sqlx::query(AssertSqlSafe(sql)),
-            insert_params(chunk, origin)?,
-        );
+    let mut ids: Vec<Option<i64>> = Vec::with_capacity(plan.params.len());
+    for ((sql, values), chunk) in std::mem::take(&mut plan.statements)
+        .into_iter()
+        .zip(plan.params.chunks(INSERT_CHUNK))
+    {
+        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), values);
         let rows = query.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
         let returned = rows
             .iter()
@@ -192,43 +252,38 @@ pub(crate) async fn insert_many(
             .collect::<Result<Vec<_>>>()?;
         match_returned(chunk, returned, &mut ids)?;
     }
-    let mut out = Vec::with_capacity(params.len());
-    for (p, id) in params.into_iter().zip(ids) {
-        if let Some(id) = id {
-            out.push(InsertedJob {
-                job: p.into_stored_job(id, origin.execution_id, origin.schedule_id),
-                inserted: true,
-            });
-            continue;
+    // Holders of conflicting keys, read before building the results (the
+    // read is async, the build is not).
+    let mut holders = std::collections::HashMap::new();
+    for (p, id) in plan.params.iter().zip(&ids) {
+        if id.is_none() {
+            let key = p.unique_key.clone().unwrap_or_default();
+            let row = sqlx::query(HOLDER_SQL)
+                .bind(key.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_sqlx)?
+                .ok_or_else(|| no_holder(&key))?;
+            holders.insert(key, job_from_row(&row)?);
         }
-        let key = p.unique_key.unwrap_or_default();
-        let row = sqlx::query(HOLDER_SQL)
-            .bind(key.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_sqlx)?
-            .ok_or_else(|| no_holder(&key))?;
-        out.push(InsertedJob {
-            job: job_from_row(&row)?,
-            inserted: false,
-        });
     }
-    Ok(out)
+    plan.finish(ids, |key| {
+        holders.get(key).cloned().ok_or_else(|| no_holder(key))
+    })
 }
 
-/// [`job_insert_many_in`] on the writer's native connection: the same
+/// Runs an [`InsertPlan`] on the writer's native connection: the same
 /// statements, without sqlx's per-value copies and thread hand-offs.
 pub(crate) fn insert_many_native(
     conn: &rusqlite::Connection,
-    params: Vec<JobInsertParams>,
+    mut plan: InsertPlan,
 ) -> Result<Vec<InsertedJob>> {
-    let origin = JobOrigin::default();
-    let mut ids: Vec<Option<i64>> = Vec::with_capacity(params.len());
-    for chunk in params.chunks(INSERT_CHUNK) {
-        let mut st = conn
-            .prepare_cached(&insert_sql(chunk.len(), origin))
-            .map_err(map_native)?;
-        let values = insert_params(chunk, origin)?;
+    let mut ids: Vec<Option<i64>> = Vec::with_capacity(plan.params.len());
+    for ((sql, values), chunk) in std::mem::take(&mut plan.statements)
+        .into_iter()
+        .zip(plan.params.chunks(INSERT_CHUNK))
+    {
+        let mut st = conn.prepare_cached(&sql).map_err(map_native)?;
         let mut rows = st
             .query(rusqlite::params_from_iter(values.iter()))
             .map_err(map_native)?;
@@ -238,28 +293,15 @@ pub(crate) fn insert_many_native(
         }
         match_returned(chunk, returned, &mut ids)?;
     }
-    let mut out = Vec::with_capacity(params.len());
-    for (p, id) in params.into_iter().zip(ids) {
-        if let Some(id) = id {
-            out.push(InsertedJob {
-                job: p.into_stored_job(id, None, None),
-                inserted: true,
-            });
-            continue;
-        }
-        let key = p.unique_key.unwrap_or_default();
+    plan.finish(ids, |key| {
         let mut st = conn.prepare_cached(HOLDER_SQL).map_err(map_native)?;
-        let mut rows = st.query([key.as_str()]).map_err(map_native)?;
+        let mut rows = st.query([key]).map_err(map_native)?;
         let row = rows
             .next()
             .map_err(map_native)?
-            .ok_or_else(|| no_holder(&key))?;
-        out.push(InsertedJob {
-            job: job_from_row(row)?,
-            inserted: false,
-        });
-    }
-    Ok(out)
+            .ok_or_else(|| no_holder(key))?;
+        job_from_row(row)
+    })
 }
 
 /// Lists jobs on `conn` matching `params`, newest first (by id), for use

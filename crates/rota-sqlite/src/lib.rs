@@ -338,12 +338,12 @@ impl Driver for SqliteDriver {
         if params.is_empty() {
             return Ok(Vec::new());
         }
-        // One row without a unique key is one INSERT statement.
-        let atomic = params.len() == 1 && params[0].unique_key.is_none();
+        let plan = jobs::InsertPlan::new(params, jobs::JobOrigin::default())?;
+        let atomic = plan.is_one_statement();
         self.inner
             .writer
             .write_native(atomic, move |conn, fx| {
-                let out = jobs::insert_many_native(conn, params)?;
+                let out = jobs::insert_many_native(conn, plan)?;
                 for j in &out {
                     if j.inserted && j.job.state == JobState::Available {
                         fx.wake(&j.job.queue);
@@ -388,12 +388,12 @@ impl Driver for SqliteDriver {
         if params.is_empty() {
             return Ok(Vec::new());
         }
-        // Up to one chunk is one UPDATE statement.
-        let atomic = params.len() <= runs::CHUNK;
+        let plan = runs::FinishPlan::new(&params)?;
+        let atomic = plan.is_one_statement();
         self.inner
             .writer
             .write_native(atomic, move |conn, fx| {
-                let (results, woken) = runs::finish_many_native(conn, &params)?;
+                let (results, woken) = runs::finish_many_native(conn, plan, &params)?;
                 for q in &woken {
                     fx.wake(q);
                 }

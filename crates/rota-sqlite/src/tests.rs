@@ -348,6 +348,7 @@ async fn hot_statements_use_their_indexes() {
         (jobs::PRUNE_AGE_SQL.to_owned(), "rota_jobs_finished_idx"),
         (jobs::PRUNE_KEEP_SQL.to_owned(), "rota_jobs_finished_idx"),
         (runs::finish_sql(3), "INTEGER PRIMARY KEY"),
+        (runs::succeed_sql(3), "INTEGER PRIMARY KEY"),
         (runs::heartbeat_sql(3), "INTEGER PRIMARY KEY"),
         (nodes::PRUNE_SQL.to_owned(), "rota_nodes_heartbeat_idx"),
         (api_keys::LIST_SQL.to_owned(), "rota_api_keys_created_idx"),

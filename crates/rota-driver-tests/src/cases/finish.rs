@@ -331,8 +331,18 @@ pub async fn finish_many_reports_per_input(driver: Arc<dyn Driver>) {
     );
     assert_eq!(get(&driver, jobs[0].id).await.state, JobState::Running);
     assert_eq!(get(&driver, jobs[1].id).await.state, JobState::Failed);
-    assert_eq!(get(&driver, jobs[2].id).await.state, JobState::Succeeded);
     assert_eq!(get(&driver, jobs[3].id).await.state, JobState::Retrying);
+    // A plain success (no output, error or fence) stores what any finish does.
+    let done = get(&driver, jobs[2].id).await;
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.finished_at, Some(at(1)));
+    assert_eq!(done.attempt, jobs[2].attempt);
+    assert_eq!(done.started_at, jobs[2].started_at);
+    assert_eq!((done.lease_token, done.lease_expires_at), (None, None));
+    assert!(
+        done.revision > jobs[2].revision,
+        "a finish bumps the revision"
+    );
     let empty = driver
         .job_finish_many(Vec::new())
         .await
