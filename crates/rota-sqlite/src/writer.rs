@@ -577,16 +577,18 @@ impl Writer {
         self.after_commit(wake);
     }
 
-    /// Wakes the queues a commit made work for, then runs the claims
-    /// parked on them.
+    /// Runs the claims parked on the queues a commit made work for, then
+    /// wakes those queues. In this order a parked producer is woken once,
+    /// by its claimed jobs; a wake-up first would wake it for nothing (or
+    /// make it withdraw and claim by itself, a round trip more).
     fn after_commit(&mut self, woken: BTreeSet<String>) {
+        self.claim_parked(&woken);
         for queue in &woken {
             // No receivers is fine: nobody is waiting.
             let _ = self.wake.send(Wakeup {
                 queue: Some(queue.clone()),
             });
         }
-        self.claim_parked(&woken);
     }
 
     /// Runs the claims parked on the queues a commit just woke, each as

@@ -39,6 +39,12 @@ pub(crate) async fn run(
     }
     let mut wake = engine.driver.subscribe();
     let mut error_delay = Duration::from_millis(100);
+    // Set after a parked claim came back short: the store had no more
+    // jobs when it ran, so park again at once instead of claiming (an
+    // empty claim is a writer round trip, and on the latency path it runs
+    // before the claimed job's handler gets the CPU). A commit in between
+    // is not missed: its wake-up waits in `wake` and ends the park.
+    let mut park_next = false;
     loop {
         if stop.is_cancelled() {
             return;
@@ -59,45 +65,47 @@ pub(crate) async fn run(
             continue;
         }
         let want = free.min(engine.config.claim_batch as usize);
-        let lease_token = rand::random::<i64>();
-        let params = claim_params(
-            &engine,
-            &queue.name,
-            &node_labels,
-            &kinds,
-            want,
-            lease_token,
-        );
-        let jobs = match engine.driver.job_claim(&params).await {
-            Ok(jobs) => {
-                error_delay = Duration::from_millis(100);
-                jobs
-            }
-            Err(e) => {
-                tracing::warn!(queue = %queue.name, error = %e, "claim failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(error_delay) => {}
-                    _ = stop.cancelled() => return,
+        if !std::mem::take(&mut park_next) {
+            let lease_token = rand::random::<i64>();
+            let params = claim_params(
+                &engine,
+                &queue.name,
+                &node_labels,
+                &kinds,
+                want,
+                lease_token,
+            );
+            let jobs = match engine.driver.job_claim(&params).await {
+                Ok(jobs) => {
+                    error_delay = Duration::from_millis(100);
+                    jobs
                 }
-                error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                Err(e) => {
+                    tracing::warn!(queue = %queue.name, error = %e, "claim failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(error_delay) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let got = jobs.len();
+            dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token);
+            if got == want {
                 continue;
             }
-        };
-        let got = jobs.len();
-        dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token);
-        if got == want {
-            continue;
         }
         // Idle. Where the store can, park the next claim in it: the store
         // runs it right after committing a job of this queue, without the
         // wake-up -> producer -> store round trip.
         let lease_token = rand::random::<i64>();
+        let want = slots
+            .available_permits()
+            .min(engine.config.claim_batch as usize);
         let make = {
             let engine = engine.clone();
             let (queue, labels, kinds) = (queue.name.clone(), node_labels.clone(), kinds.clone());
-            let want = slots
-                .available_permits()
-                .min(engine.config.claim_batch as usize);
             Box::new(move || claim_params(&engine, &queue, &labels, &kinds, want, lease_token))
         };
         let Some(mut parked) = engine.driver.job_claim_park(&queue.name, make) else {
@@ -115,7 +123,10 @@ pub(crate) async fn run(
             }
         };
         match jobs {
-            Ok(jobs) => dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token),
+            Ok(jobs) => {
+                park_next = jobs.len() < want;
+                dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token);
+            }
             // Nothing was claimed; the next round claims as usual.
             Err(e) => tracing::debug!(queue = %queue.name, error = %e, "parked claim failed"),
         }
