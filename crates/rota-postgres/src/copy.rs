@@ -23,6 +23,9 @@ const COLUMNS: &str = "id, kind, queue, state, priority, args, run_at, created_a
      timeout_ms, labels, attributes, trace_context, execution_id, schedule_id, fire_at";
 const FIELDS: i16 = 16;
 
+/// Rows encoded per `CopyData` piece sent.
+const SEND_ROWS: usize = 1000;
+
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -55,14 +58,6 @@ pub(crate) async fn insert(
             ids.len()
         )));
     }
-    let mut buf = Vec::with_capacity(19 + params.len() * 256);
-    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
-    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
-    for (p, id) in params.iter().zip(&ids) {
-        encode_row(&mut buf, *id, p, origin)?;
-    }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
     let mut copy = conn
         .copy_in_raw(&format!(
             "COPY {} ({COLUMNS}) FROM STDIN (FORMAT binary)",
@@ -70,6 +65,22 @@ pub(crate) async fn insert(
         ))
         .await
         .db()?;
+    // Sent in pieces as they are encoded: the server parses and inserts
+    // one piece while the next is encoded, instead of waiting for all.
+    let mut buf = Vec::with_capacity(19 + SEND_ROWS * 256);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    for (rows, ids) in params.chunks(SEND_ROWS).zip(ids.chunks(SEND_ROWS)) {
+        for (p, id) in rows.iter().zip(ids) {
+            encode_row(&mut buf, *id, p, origin)?;
+        }
+        if rows.len() == SEND_ROWS {
+            copy.send(buf.as_slice()).await.db()?;
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
     copy.send(buf).await.db()?;
     copy.finish().await.db()?;
 

@@ -152,7 +152,9 @@ pub async fn insert_many_large_batch(driver: Arc<dyn Driver>) {
 /// A batch large enough for a store's bulk path (PostgreSQL: binary COPY)
 /// returns exactly what reading the rows back returns, for varied jobs.
 pub async fn insert_many_bulk_path_returns_stored_rows(driver: Arc<dyn Driver>) {
-    let specs: Vec<JobInsertParams> = (0..300i64)
+    // Enough rows for several pieces of each store's bulk path (SQLite:
+    // 500-row statements; PostgreSQL: COPY data sent per 1,000 rows).
+    let specs: Vec<JobInsertParams> = (0..2_500i64)
         .map(|i| JobInsertParams {
             args: match i % 4 {
                 0 => json!({"i": i, "f": 0.1, "big": u64::MAX, "s": "héllo ✓", "n": null}),
