@@ -73,7 +73,13 @@ pub(crate) async fn insert(
     buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
     for (rows, ids) in params.chunks(SEND_ROWS).zip(ids.chunks(SEND_ROWS)) {
         for (p, id) in rows.iter().zip(ids) {
-            encode_row(&mut buf, *id, p, origin)?;
+            if let Err(e) = encode_row(&mut buf, *id, p, origin) {
+                // A COPY dropped half-sent leaves the connection unusable.
+                if let Err(abort) = copy.abort(e.to_string()).await {
+                    tracing::debug!(error = %abort, "aborting a failed COPY");
+                }
+                return Err(e);
+            }
         }
         if rows.len() == SEND_ROWS {
             copy.send(buf.as_slice()).await.db()?;

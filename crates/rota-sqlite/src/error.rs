@@ -127,9 +127,9 @@ pub(crate) fn duplicate(err: &DriverError) -> DriverError {
     }
 }
 
-/// The error callers get when the writer task is gone.
+/// The error callers get when the writer thread is gone.
 pub(crate) fn writer_gone() -> DriverError {
-    DriverError::Unavailable("the SQLite writer task has stopped".to_owned())
+    DriverError::Unavailable("the SQLite writer thread has stopped".to_owned())
 }
 
 #[cfg(test)]

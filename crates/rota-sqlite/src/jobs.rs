@@ -1,6 +1,7 @@
 //! Job SQL outside a run: insert, list, get, count, cancel, retry, delete,
 //! prune. Every function works on a plain `&mut SqliteConnection`, so the
-//! writer task, the read pool and users' own transactions share one SQL.
+//! writer's sqlx operations, the read pool and users' own transactions
+//! share one SQL; the writer's native enqueue runs the same statements.
 
 use std::collections::BTreeMap;
 
@@ -172,8 +173,9 @@ fn no_holder(key: &str) -> DriverError {
 }
 
 /// An insert of many jobs, prepared before it reaches a connection: the
-/// statements and their parameters (JSON encoding included) are built by
-/// the caller's task, so the single writer only executes them.
+/// statements and their parameters (JSON encoding included). The driver's
+/// enqueue builds it on the caller's task, so the single writer only
+/// executes it.
 pub(crate) struct InsertPlan {
     params: Vec<JobInsertParams>,
     origin: JobOrigin,
@@ -283,7 +285,17 @@ pub(crate) fn insert_many_native(
         .into_iter()
         .zip(plan.params.chunks(INSERT_CHUNK))
     {
-        let mut st = conn.prepare_cached(&sql).map_err(map_native)?;
+        // Only the two common shapes stay prepared: statements of every
+        // other row count would evict the claim and finish statements
+        // from the connection's cache (and re-preparing those costs more).
+        let (mut cached, mut plain);
+        let st: &mut rusqlite::Statement<'_> = if chunk.len() == 1 || chunk.len() == INSERT_CHUNK {
+            cached = conn.prepare_cached(&sql).map_err(map_native)?;
+            &mut cached
+        } else {
+            plain = conn.prepare(&sql).map_err(map_native)?;
+            &mut plain
+        };
         let mut rows = st
             .query(rusqlite::params_from_iter(values.iter()))
             .map_err(map_native)?;

@@ -3,14 +3,16 @@
 //! [`SqliteDriver`] implements [`rota_driver::Driver`] on one SQLite file in
 //! WAL mode:
 //!
-//! - **One writer, group commit.** Every write goes to a single task that
-//!   owns the only writing connection. It commits all operations queued at
-//!   the moment in one `BEGIN IMMEDIATE` transaction, each inside its own
-//!   savepoint, and acknowledges them only after `COMMIT` — durable acks
-//!   (`synchronous = FULL` by default) at the cost of one `fsync` per batch,
-//!   not per caller. A failing operation is undone and reported alone.
-//!   [`SqliteOptions::max_batch`] bounds a batch; [`SqliteDriver::writer_stats`]
-//!   shows how many operations shared each commit.
+//! - **One writer, group commit.** Every write goes to a single thread that
+//!   owns the writing connections (a `rusqlite` one for enqueue, claim,
+//!   finish and heartbeat; a sqlx one for everything else). It commits all
+//!   operations queued at the moment in one `BEGIN IMMEDIATE` transaction
+//!   per connection, each inside its own savepoint, and acknowledges them
+//!   only after `COMMIT` — durable acks (`synchronous = FULL` by default) at
+//!   the cost of one `fsync` per batch, not per caller. A failing operation
+//!   is undone and reported alone. [`SqliteOptions::max_batch`] bounds a
+//!   batch; [`SqliteDriver::writer_stats`] shows how many operations shared
+//!   each commit.
 //! - **Readers beside it.** Reads use a read-only pool
 //!   ([`SqliteDriver::read_pool`]); WAL lets them run while the writer commits.
 //! - **Wake-ups.** Committed inserts (also those of executions and schedule
@@ -90,7 +92,7 @@ use crate::error::{map_sqlx, writer_gone};
 use crate::writer::{Counters, WriterHandle};
 
 /// The SQLite driver. Cheap to clone; clones share one writer and pool.
-/// The writer task and the wake-up watcher stop when the last clone is
+/// The writer thread and the wake-up watcher stop when the last clone is
 /// dropped.
 #[derive(Clone)]
 pub struct SqliteDriver {
@@ -135,7 +137,7 @@ impl SqliteDriver {
     /// Opens (creating if missing) the database at `url_or_path` —
     /// `sqlite://path`, `sqlite:path` or a plain path — sets WAL,
     /// `synchronous`, `busy_timeout` and `foreign_keys`, applies migrations
-    /// when [`SqliteOptions::migrate`] is set, and starts the writer task.
+    /// when [`SqliteOptions::migrate`] is set, and starts the writer thread.
     ///
     /// Must be called inside a Tokio runtime.
     pub async fn open(url_or_path: &str, options: SqliteOptions) -> Result<SqliteDriver> {
@@ -313,7 +315,7 @@ impl Driver for SqliteDriver {
             ("page_size".to_owned(), get("page_size")?),
             (
                 "writer".to_owned(),
-                "single connection, group commit".to_owned(),
+                "one thread (rusqlite hot paths, sqlx for the rest), group commit".to_owned(),
             ),
             ("max_batch".to_owned(), o.max_batch.to_string()),
             (

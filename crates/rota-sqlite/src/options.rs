@@ -59,8 +59,8 @@ pub struct SqliteOptions {
     pub read_connections: u32,
     /// How long a read waits for a free pooled connection; default 30 s.
     pub acquire_timeout: Duration,
-    /// Most operations the writer commits together in one transaction
-    /// (group commit); default 256.
+    /// Most operations the writer takes into one batch (group commit:
+    /// one transaction per writer connection the batch uses); default 256.
     pub max_batch: usize,
     /// Operations that may wait for the writer before callers are held
     /// back; default 4096.

@@ -73,7 +73,8 @@ pub(crate) fn claim_native(conn: &rusqlite::Connection, p: &JobClaimParams) -> R
     let mut rows = st
         .query(rusqlite::params_from_iter(values.iter()))
         .map_err(map_native)?;
-    let mut jobs = Vec::with_capacity(p.max as usize);
+    // Room for a typical claim; a 1,000-job batch grows it a few times.
+    let mut jobs = Vec::with_capacity((p.max as usize).min(64));
     while let Some(r) = rows.next().map_err(map_native)? {
         jobs.push(job_from_row(r)?);
     }
@@ -150,7 +151,17 @@ pub(crate) fn heartbeat_sql(n: usize) -> String {
 /// [`CHUNK`] rows padded to a power of two. Built by the caller's task, so
 /// the single writer only executes it.
 pub(crate) struct FinishPlan {
-    statements: Vec<(String, Vec<Param>)>,
+    statements: Vec<FinishStatement>,
+}
+
+/// One statement of a [`FinishPlan`].
+struct FinishStatement {
+    sql: String,
+    values: Vec<Param>,
+    /// The positions, in the caller's input, of the finishes it carries:
+    /// a returned row is credited to the input that applied it, whatever
+    /// order the two statement kinds run in.
+    inputs: Vec<usize>,
 }
 
 impl FinishPlan {
@@ -163,13 +174,15 @@ impl FinishPlan {
                 action: "finish to running",
             });
         }
-        let (plain, full): (Vec<&JobFinishParams>, Vec<&JobFinishParams>) =
-            params.iter().partition(|f| is_plain_success(f));
+        let (plain, full): (Vec<(usize, &JobFinishParams)>, Vec<_>) = params
+            .iter()
+            .enumerate()
+            .partition(|(_, f)| is_plain_success(f));
         let mut statements = Vec::new();
         for chunk in plain.chunks(CHUNK) {
             let width = padded(chunk.len());
             let mut values = Vec::with_capacity(width * 4);
-            for f in chunk {
+            for (_, f) in chunk {
                 values.extend([
                     Param::from(f.id),
                     Param::from(f.lease_token),
@@ -178,12 +191,16 @@ impl FinishPlan {
                 ]);
             }
             values.resize(width * 4, Param::Int(None));
-            statements.push((succeed_sql(width), values));
+            statements.push(FinishStatement {
+                sql: succeed_sql(width),
+                values,
+                inputs: chunk.iter().map(|(i, _)| *i).collect(),
+            });
         }
         for chunk in full.chunks(CHUNK) {
             let width = padded(chunk.len());
             let mut values = Vec::with_capacity(width * 11);
-            for f in chunk {
+            for (_, f) in chunk {
                 values.extend([
                     Param::from(f.id),
                     Param::from(f.lease_token),
@@ -199,7 +216,11 @@ impl FinishPlan {
                 ]);
             }
             values.resize(width * 11, Param::Int(None));
-            statements.push((finish_sql(width), values));
+            statements.push(FinishStatement {
+                sql: finish_sql(width),
+                values,
+                inputs: chunk.iter().map(|(i, _)| *i).collect(),
+            });
         }
         Ok(FinishPlan { statements })
     }
@@ -211,32 +232,45 @@ impl FinishPlan {
 }
 
 /// What finishing a batch did: per input whether it applied (a repeated id
-/// applies once, first), and the queues that got an `available` job back.
-#[derive(Default)]
-struct Finished {
-    applied: HashMap<i64, bool>,
+/// applies once), and the queues that got an `available` job back.
+struct Finished<'p> {
+    params: &'p [JobFinishParams],
+    applied: Vec<bool>,
     woken: Vec<String>,
 }
 
-impl Finished {
-    /// One returned `(id, queue, state)` row.
-    fn row(&mut self, row: &impl Columns) -> Result<()> {
+impl<'p> Finished<'p> {
+    fn new(params: &'p [JobFinishParams]) -> Self {
+        Finished {
+            params,
+            applied: vec![false; params.len()],
+            woken: Vec::new(),
+        }
+    }
+
+    /// One `(id, queue, state)` row returned by the statement carrying
+    /// `inputs`; credited to its first input with that id.
+    fn row(&mut self, row: &impl Columns, inputs: &[usize]) -> Result<()> {
         let id = row.req_int(0, "id")?;
         if row.with_text(2, "state", |t| parse_state(t.unwrap_or_default()))? == JobState::Available
         {
             self.woken.push(row.req_text(1, "queue")?);
         }
-        self.applied.insert(id, true);
+        if let Some(&i) = inputs
+            .iter()
+            .find(|&&i| self.params[i].id == id && !self.applied[i])
+        {
+            self.applied[i] = true;
+        }
         Ok(())
     }
 
-    fn results(mut self, params: &[JobFinishParams]) -> (Vec<FinishResult>, Vec<String>) {
-        let results = params
+    fn results(self) -> (Vec<FinishResult>, Vec<String>) {
+        let results = self
+            .params
             .iter()
-            .map(|f| FinishResult {
-                id: f.id,
-                applied: self.applied.insert(f.id, false).unwrap_or(false),
-            })
+            .zip(self.applied)
+            .map(|(f, applied)| FinishResult { id: f.id, applied })
             .collect();
         (results, self.woken)
     }
@@ -250,14 +284,14 @@ pub(crate) async fn finish_many(
     params: &[JobFinishParams],
 ) -> Result<(Vec<FinishResult>, Vec<String>)> {
     let plan = FinishPlan::new(params)?;
-    let mut done = Finished::default();
-    for (sql, values) in plan.statements {
-        let q = bind_all(sqlx::query(AssertSqlSafe(sql)), values);
+    let mut done = Finished::new(params);
+    for st in plan.statements {
+        let q = bind_all(sqlx::query(AssertSqlSafe(st.sql)), st.values);
         for r in &q.fetch_all(&mut *conn).await.map_err(map_sqlx)? {
-            done.row(r)?;
+            done.row(r, &st.inputs)?;
         }
     }
-    Ok(done.results(params))
+    Ok(done.results())
 }
 
 /// Runs a [`FinishPlan`] of `params` on the writer's native connection.
@@ -266,17 +300,17 @@ pub(crate) fn finish_many_native(
     plan: FinishPlan,
     params: &[JobFinishParams],
 ) -> Result<(Vec<FinishResult>, Vec<String>)> {
-    let mut done = Finished::default();
-    for (sql, values) in plan.statements {
-        let mut st = conn.prepare_cached(&sql).map_err(map_native)?;
-        let mut rows = st
-            .query(rusqlite::params_from_iter(values.iter()))
+    let mut done = Finished::new(params);
+    for st in plan.statements {
+        let mut prepared = conn.prepare_cached(&st.sql).map_err(map_native)?;
+        let mut rows = prepared
+            .query(rusqlite::params_from_iter(st.values.iter()))
             .map_err(map_native)?;
         while let Some(r) = rows.next().map_err(map_native)? {
-            done.row(r)?;
+            done.row(r, &st.inputs)?;
         }
     }
-    Ok(done.results(params))
+    Ok(done.results())
 }
 
 /// Extends the leases still held, on the writer's native connection;

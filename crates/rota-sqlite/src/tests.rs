@@ -517,3 +517,20 @@ async fn hot_statements_are_not_re_prepared_per_binding() {
         );
     }
 }
+
+/// `job_from_row` decodes by position: statements it reads must return
+/// exactly the columns of `job_columns!()`, in that order.
+#[tokio::test]
+async fn job_statements_return_the_decoded_columns_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_conn, opts) = connection(&dir).await;
+    let options = SqliteOptions::default();
+    let native =
+        writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
+    let expected: Vec<&str> = crate::row::JOB_COLUMNS.split(", ").collect();
+    assert_eq!(expected.len(), 28);
+    for sql in [runs::CLAIM_SQL, runs::EXPIRED_SQL] {
+        let st = native.prepare(sql).unwrap();
+        assert_eq!(st.column_names(), expected, "{sql}");
+    }
+}

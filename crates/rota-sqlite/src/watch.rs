@@ -11,9 +11,10 @@
 //! - no writer `COMMIT` was in flight at the previous sample and none began
 //!   since: the change is foreign, so `Wakeup { queue: None }` is sent;
 //! - otherwise it is ambiguous, and the watcher asks the writer to *probe*:
-//!   the writer reads `data_version` on its own connection, where its own
-//!   commits never show, and sends the wake-up only if someone else
-//!   committed since its previous probe.
+//!   the writer reads `data_version` on its two connections, knowing which
+//!   of them committed since its previous probe (each one's commits show
+//!   only on the other), and sends the wake-up if someone else may have
+//!   committed.
 //!
 //! The watcher starts on the first `subscribe()` and stops within one
 //! interval of the driver being dropped (it holds only a `Weak`; the

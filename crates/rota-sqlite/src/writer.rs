@@ -31,8 +31,9 @@
 //! concurrent callers share one commit and one `fsync`. A failed operation
 //! is returned to its own caller only; a failed `BEGIN`, savepoint or
 //! `COMMIT` fails every caller of the batch. Panics inside an operation are
-//! caught and reported as errors, so the thread survives. When the thread
-//! is gone, callers get [`DriverError::Unavailable`].
+//! caught and reported as errors, so the thread survives them. When the
+//! thread is gone (a panic in the writer's own code would end it), callers
+//! get [`DriverError::Unavailable`].
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -359,7 +360,8 @@ pub(crate) fn open_native(
         "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
     ))
     .map_err(map_native)?;
-    // Every statement shape of the hot paths stays prepared.
+    // Every statement shape of the hot paths stays prepared (multi-row
+    // inserts of odd sizes are prepared uncached, so they never evict it).
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -395,6 +397,7 @@ pub(crate) fn spawn(
         wake: setup.wake,
         parked: setup.parked,
         data_version: (None, None),
+        committed: (false, false),
         broken: false,
     };
     std::thread::Builder::new()
@@ -424,6 +427,9 @@ struct Writer {
     /// connection; a connection's value changes only when *another*
     /// connection commits.
     data_version: (Option<i64>, Option<i64>),
+    /// Whether the native / the sqlx connection committed since the last
+    /// probe: such a commit moves the *other* connection's `data_version`.
+    committed: (bool, bool),
     /// The sqlx connection was lost; reconnect before its next operation.
     broken: bool,
 }
@@ -567,6 +573,7 @@ impl Writer {
         if let Err(e) = committed {
             return self.fail_all(on, ops, e);
         }
+        self.mark_committed(on);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
             .ops
@@ -606,6 +613,7 @@ impl Writer {
                 let _commit = self.counters.commit();
                 crate::runs::claim_native(&self.conns.native, &params)
             };
+            self.committed.0 = true;
             // A producer that stopped waiting retracted first; a closed
             // reply means it is gone and the lease will expire.
             let _ = req.reply.send(claimed);
@@ -614,9 +622,10 @@ impl Writer {
 
     fn fail_all(&mut self, on: On, ops: Vec<Box<dyn ErasedOp>>, e: ExecError) {
         tracing::warn!(error = %e.err, ops = ops.len(), "SQLite writer batch failed");
-        if e.lost {
-            self.broken = true;
-        } else if let Err(r) = self.exec(on, "ROLLBACK") {
+        // Rolled back even when the connection looks lost: one that is in
+        // fact alive would otherwise keep the write lock, and the other
+        // connection's next `BEGIN IMMEDIATE` would wait `busy_timeout`.
+        if let Err(r) = self.exec(on, "ROLLBACK") {
             // "no transaction is active" is expected after a failed BEGIN or
             // an automatic rollback.
             tracing::debug!(error = %r.err, "rollback after a failed batch");
@@ -624,10 +633,34 @@ impl Writer {
         for op in ops {
             op.complete(Some(&e.err));
         }
+        if e.lost {
+            self.broken = true;
+            self.reconnect_if_broken();
+        }
+    }
+
+    /// Notes a commit on `on` for [`probe`](Self::probe).
+    fn mark_committed(&mut self, on: On) {
+        match on {
+            On::Native => self.committed.0 = true,
+            On::Sqlx => self.committed.1 = true,
+        }
+    }
+
+    /// Ends a transaction a failed sqlx operation may have left open (a
+    /// migration, a failed autocommit op), so it cannot hold the write lock
+    /// against the native connection.
+    fn ensure_no_transaction(&mut self) {
+        if self.broken {
+            return;
+        }
+        // "no transaction is active" is the usual, harmless answer.
+        let _ = self.exec(On::Sqlx, "ROLLBACK");
     }
 
     fn run_autocommit(&mut self, mut op: Box<dyn ErasedOp>) {
         let mut fx = OpEffects::default();
+        let on = op.on();
         let ok = {
             let counters = self.counters.clone();
             let _commit = counters.commit();
@@ -635,6 +668,12 @@ impl Writer {
         };
         // A failed statement rolled itself back; the op keeps its error.
         op.complete(None);
+        // Even a failed statement may have committed nothing or something:
+        // count it, a spare wake-up at worst.
+        self.mark_committed(on);
+        if on == On::Sqlx && !ok {
+            self.ensure_no_transaction();
+        }
         if ok {
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters.ops.fetch_add(1, Ordering::Relaxed);
@@ -645,6 +684,10 @@ impl Writer {
     fn run_alone(&mut self, mut op: Box<dyn ErasedOp>) {
         let mut fx = OpEffects::default();
         let ok = self.run_op(&mut op, &mut fx);
+        self.mark_committed(op.on());
+        if !ok {
+            self.ensure_no_transaction();
+        }
         if ok {
             for queue in fx.wake {
                 let _ = self.wake.send(Wakeup { queue: Some(queue) });
@@ -669,16 +712,18 @@ impl Writer {
         }
     }
 
-    /// Reads `data_version` on both writer connections. A commit by another
-    /// connection or process changes both; each of the writer's own
-    /// connections' commits changes only the other's. So a change on both
-    /// means someone else committed (or both of ours did, which costs one
-    /// spare wake-up), and every queue may have new work.
+    /// Reads `data_version` on both writer connections. A connection's value
+    /// moves when any *other* connection commits — another process, a
+    /// user's transaction, or the writer's other connection. So a change on
+    /// one side means a foreign commit unless the writer's other connection
+    /// committed since the last probe; when both committed and both moved,
+    /// it cannot tell and wakes anyway (a spare wake-up, never a missed one).
     fn probe(&mut self) {
         let native = match self
             .conns
             .native
-            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
         {
             Ok(v) => v,
             Err(e) => {
@@ -699,13 +744,17 @@ impl Writer {
                 .ok()
         };
         let (old_native, old_sqlx) = self.data_version;
-        let native_changed = old_native.is_some_and(|old| old != native);
-        // Unknown on the sqlx side: the native connection decides alone.
-        let sqlx_changed = match (old_sqlx, sqlx) {
+        let (native_committed, sqlx_committed) = std::mem::take(&mut self.committed);
+        let native_moved = old_native.is_some_and(|old| old != native);
+        // Unknown on the sqlx side: assume it moved.
+        let sqlx_moved = match (old_sqlx, sqlx) {
             (Some(old), Some(new)) => old != new,
             _ => true,
         };
-        if native_changed && sqlx_changed {
+        let foreign = (native_moved && !sqlx_committed)
+            || (sqlx_moved && old_sqlx.is_some() && sqlx.is_some() && !native_committed)
+            || (native_moved && sqlx_moved);
+        if foreign {
             let _ = self.wake.send(Wakeup { queue: None });
         }
         self.data_version = (Some(native), sqlx);

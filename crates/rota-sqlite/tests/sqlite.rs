@@ -659,7 +659,7 @@ async fn dropping_the_driver_stops_its_tasks() {
     insert(&driver, job("d", "drop")).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     drop(driver);
-    // The channel closes only when the writer task has exited and nothing
+    // The channel closes only when the writer thread has exited and nothing
     // (the watcher included) keeps the driver's state alive.
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {

@@ -350,6 +350,33 @@ pub async fn finish_many_reports_per_input(driver: Arc<dyn Driver>) {
     assert!(empty.is_empty());
 }
 
+/// Two finishes of one run in one batch (a failure, then a plain success):
+/// exactly one applies, the result says which, and the stored state is
+/// that one's, whichever a store runs first.
+pub async fn finish_many_repeated_id_applies_once(driver: Arc<dyn Driver>) {
+    let t = token();
+    let job = run(&driver, 3, t).await;
+    let fail = finish_params(&job, t, JobState::Failed, at(1));
+    let succeed = finish_params(&job, t, JobState::Succeeded, at(1));
+    let out = driver
+        .job_finish_many(vec![fail, succeed])
+        .await
+        .unwrap_or_else(|e| panic!("job_finish_many failed: {e}"));
+    let applied: Vec<bool> = out.iter().map(|r| r.applied).collect();
+    assert_eq!(
+        applied.iter().filter(|a| **a).count(),
+        1,
+        "exactly one of two finishes of one run applies: {out:?}"
+    );
+    let stored = get(&driver, job.id).await.state;
+    let expected = if applied[0] {
+        JobState::Failed
+    } else {
+        JobState::Succeeded
+    };
+    assert_eq!(stored, expected, "the applied finish is the stored one");
+}
+
 /// With `lease_expired_before`, a finish (a rescue) applies only if the lease
 /// expired strictly before that instant: a fresh heartbeat wins.
 pub async fn finish_lease_expired_before_fence(driver: Arc<dyn Driver>) {
