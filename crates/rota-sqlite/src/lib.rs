@@ -140,6 +140,11 @@ impl SqliteDriver {
     /// when [`SqliteOptions::migrate`] is set, and starts the writer thread.
     ///
     /// Must be called inside a Tokio runtime.
+    ///
+    /// Query parameters of a `sqlite://` URL (sqlx's connect options, e.g.
+    /// `vfs`) apply to the read pool and the writer's sqlx connection only;
+    /// the writer's native connection opens the same file with Rota's
+    /// pragmas (`synchronous`, `busy_timeout`, `foreign_keys`).
     pub async fn open(url_or_path: &str, options: SqliteOptions) -> Result<SqliteDriver> {
         let write_options = options::connect_options_with(url_or_path, &options)?;
         if let Some(dir) = write_options.get_filename().parent()
