@@ -158,10 +158,18 @@ pub(crate) struct FinishPlan {
 struct FinishStatement {
     sql: String,
     values: Vec<Param>,
-    /// The positions, in the caller's input, of the finishes it carries:
-    /// a returned row is credited to the input that applied it, whatever
-    /// order the two statement kinds run in.
-    inputs: Vec<usize>,
+    /// The `(job id, position in the caller's input)` of the finishes it
+    /// carries, sorted: a returned row is credited to the input that
+    /// applied it (found by binary search), whatever order the two
+    /// statement kinds run in.
+    inputs: Vec<(i64, usize)>,
+}
+
+/// The sorted `(id, position)` list of a chunk.
+fn positions(chunk: &[(usize, &JobFinishParams)]) -> Vec<(i64, usize)> {
+    let mut v: Vec<(i64, usize)> = chunk.iter().map(|(i, f)| (f.id, *i)).collect();
+    v.sort_unstable();
+    v
 }
 
 impl FinishPlan {
@@ -194,7 +202,7 @@ impl FinishPlan {
             statements.push(FinishStatement {
                 sql: succeed_sql(width),
                 values,
-                inputs: chunk.iter().map(|(i, _)| *i).collect(),
+                inputs: positions(chunk),
             });
         }
         for chunk in full.chunks(CHUNK) {
@@ -219,7 +227,7 @@ impl FinishPlan {
             statements.push(FinishStatement {
                 sql: finish_sql(width),
                 values,
-                inputs: chunk.iter().map(|(i, _)| *i).collect(),
+                inputs: positions(chunk),
             });
         }
         Ok(FinishPlan { statements })
@@ -250,17 +258,19 @@ impl<'p> Finished<'p> {
 
     /// One `(id, queue, state)` row returned by the statement carrying
     /// `inputs`; credited to its first input with that id.
-    fn row(&mut self, row: &impl Columns, inputs: &[usize]) -> Result<()> {
+    fn row(&mut self, row: &impl Columns, inputs: &[(i64, usize)]) -> Result<()> {
         let id = row.req_int(0, "id")?;
         if row.with_text(2, "state", |t| parse_state(t.unwrap_or_default()))? == JobState::Available
         {
             self.woken.push(row.req_text(1, "queue")?);
         }
-        if let Some(&i) = inputs
+        let from = inputs.partition_point(|(i, _)| *i < id);
+        if let Some((_, pos)) = inputs[from..]
             .iter()
-            .find(|&&i| self.params[i].id == id && !self.applied[i])
+            .take_while(|(i, _)| *i == id)
+            .find(|(_, pos)| !self.applied[*pos])
         {
-            self.applied[i] = true;
+            self.applied[*pos] = true;
         }
         Ok(())
     }
