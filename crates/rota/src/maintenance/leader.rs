@@ -107,7 +107,15 @@ pub(crate) async fn run(
         let wait = if state.is_leader() {
             renew_every
         } else {
-            renew_every.max(Duration::from_millis(200))
+            // Jittered (0.5x-1.5x): followers that retry in lock step
+            // phase-lock onto any outside rhythm near the ttl, and the same
+            // node wins every election. Seen in the SIGKILL chaos test: with
+            // a kill every ~2 s and a 2 s ttl, 19 of 19 leaders were the
+            // next node to be killed, elected 50-200 ms before it, so rescue
+            // passes almost never ran.
+            renew_every
+                .max(Duration::from_millis(200))
+                .mul_f64(0.5 + rand::random::<f64>())
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -116,18 +116,44 @@ impl Worker for LongWorker {
     }
 }
 
-fn spawn_child(db: &Db, node: &str, role: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["cluster::child_node", "--exact", "--ignored", "--nocapture"])
-        .env(ENV_URL, db.url())
-        .env(ENV_SERVER, db.server())
-        .env(ENV_SCHEMA, &db.schema)
-        .env(ENV_NODE, node)
-        .env(ENV_ROLE, role)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// A child node process, SIGKILLed when dropped: a failing test must not
+/// leave nodes behind holding database connections for the next tests.
+struct Node(Child);
+
+impl std::ops::Deref for Node {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(db: &Db, node: &str, role: &str) -> Node {
+    Node(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["cluster::child_node", "--exact", "--ignored", "--nocapture"])
+            .env(ENV_URL, db.url())
+            .env(ENV_SERVER, db.server())
+            .env(ENV_SCHEMA, &db.schema)
+            .env(ENV_NODE, node)
+            .env(ENV_ROLE, role)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -229,7 +255,7 @@ async fn three_workers_sigkill_chaos_loses_nothing() {
             .collect();
         client.enqueue_many(reqs).await.unwrap();
     }
-    let mut children: Vec<Child> = (0..3)
+    let mut children: Vec<Node> = (0..3)
         .map(|i| spawn_child(&db, &format!("chaos-{i}"), "ledger"))
         .collect();
     let started = Instant::now();
@@ -314,7 +340,7 @@ async fn sigstopped_leader_is_replaced_and_terms_never_overlap() {
         })
         .build()
         .unwrap();
-    let mut children: HashMap<String, Child> = (0..3)
+    let mut children: HashMap<String, Node> = (0..3)
         .map(|i| {
             (
                 format!("elect-{i}"),
@@ -595,7 +621,7 @@ async fn two_processes_fire_every_second_once_and_alone_never_overlaps() {
         })
         .await
         .unwrap();
-    let mut children: Vec<Child> = (0..2)
+    let mut children: Vec<Node> = (0..2)
         .map(|i| spawn_child(&db, &format!("sched-{i}"), "scheduler"))
         .collect();
     // Half way, kill the leader (a leader change) and start a replacement.
