@@ -704,21 +704,30 @@ pub(crate) async fn heartbeat(
     if p.jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = p.jobs.iter().map(|(id, _)| *id).collect();
-    let tokens: Vec<i64> = p.jobs.iter().map(|(_, tok)| *tok).collect();
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    // Sorted by id, so two heartbeats never lock shared rows in opposite
+    // orders. One that deadlocks against a finish or a rescue (seen in the
+    // chaos test's server log) runs again rather than costing its leases.
+    let mut pairs = p.jobs.clone();
+    pairs.sort_unstable();
+    let ids: Vec<i64> = pairs.iter().map(|(id, _)| *id).collect();
+    let tokens: Vec<i64> = pairs.iter().map(|(_, tok)| *tok).collect();
+    let sql = format!(
         "UPDATE {jobs} j SET lease_expires_at = $3
          FROM UNNEST($1::bigint[], $2::bigint[]) AS h(id, lease_token)
          WHERE j.id = h.id AND j.state = 'running' AND j.lease_token = h.lease_token
          RETURNING j.id, j.lease_token, j.cancel_requested_at IS NOT NULL AS cancel_requested",
         jobs = t.jobs
-    )))
-    .bind(ids)
-    .bind(tokens)
-    .bind(ts(p.lease_expires_at))
-    .fetch_all(pool)
-    .await
-    .db()?;
+    );
+    let rows = retry_deadlocks(|| async {
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(ts(p.lease_expires_at))
+            .fetch_all(pool)
+            .await
+            .db()
+    })
+    .await?;
     let mut held: HashMap<(i64, i64), bool> = HashMap::with_capacity(rows.len());
     for r in &rows {
         held.insert(
