@@ -652,8 +652,12 @@ pub(crate) async fn finish_on(
     let mut remaining: Vec<usize> = (0..params.len()).collect();
     while !remaining.is_empty() {
         let mut seen = HashSet::new();
-        let (round, later): (Vec<usize>, Vec<usize>) =
+        let (mut round, later): (Vec<usize>, Vec<usize>) =
             remaining.iter().partition(|&&i| seen.insert(params[i].id));
+        // Rows locked in id order, as heartbeats lock them: the two never
+        // wait on each other in opposite orders (a deadlock, which costs
+        // `deadlock_timeout`).
+        round.sort_unstable_by_key(|&i| params[i].id);
         let batch: Vec<&JobFinishParams> = round.iter().map(|&i| &params[i]).collect();
         let done = finish_round(conn, t, &batch).await?;
         for &i in &round {
