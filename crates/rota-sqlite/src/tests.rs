@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, ConnectOptions, Row};
@@ -30,6 +31,18 @@ async fn writer(
     Arc<Counters>,
     sqlx::sqlite::SqliteConnectOptions,
 ) {
+    let (w, counters, opts, _) = writer_with_wake(dir).await;
+    (w, counters, opts)
+}
+
+async fn writer_with_wake(
+    dir: &tempfile::TempDir,
+) -> (
+    WriterHandle,
+    Arc<Counters>,
+    sqlx::sqlite::SqliteConnectOptions,
+    broadcast::Sender<rota_driver::Wakeup>,
+) {
     let (mut conn, opts) = connection(dir).await;
     sqlx::raw_sql("CREATE TABLE t (x INTEGER NOT NULL)")
         .execute(&mut conn)
@@ -39,6 +52,7 @@ async fn writer(
     let options = SqliteOptions::default();
     let native =
         writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
+    let wake = broadcast::channel(64).0;
     let handle = writer::spawn(
         conn,
         native,
@@ -47,12 +61,12 @@ async fn writer(
             max_batch: 256,
             queue: 64,
             counters: counters.clone(),
-            wake: broadcast::channel(16).0,
+            wake: wake.clone(),
             parked: Arc::default(),
         },
     )
     .unwrap();
-    (handle, counters, opts)
+    (handle, counters, opts, wake)
 }
 
 /// Keeps the writer thread busy until the returned sender fires (or
@@ -533,4 +547,55 @@ async fn job_statements_return_the_decoded_columns_in_order() {
         let st = native.prepare(sql).unwrap();
         assert_eq!(st.column_names(), expected, "{sql}");
     }
+}
+
+/// Whether a "wake every queue" arrives within `wait`.
+async fn woke_all(rx: &mut broadcast::Receiver<rota_driver::Wakeup>, wait: Duration) -> bool {
+    tokio::time::timeout(wait, async {
+        loop {
+            match rx.recv().await {
+                Ok(w) if w.queue.is_none() => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The writer's probe: a commit by either of its own connections is not
+/// taken for a foreign one (that would wake every queue), a commit by
+/// another connection is.
+#[tokio::test]
+async fn the_probe_tells_foreign_commits_from_the_writers_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _, opts, wake) = writer_with_wake(&dir).await;
+    let mut rx = wake.subscribe();
+    let quiet = Duration::from_millis(200);
+
+    insert_native(&w, Some(1), false).await.unwrap();
+    w.nudge();
+    assert!(
+        !woke_all(&mut rx, quiet).await,
+        "native commit taken as foreign"
+    );
+
+    insert_x(&w, 2, false).await.unwrap();
+    w.nudge();
+    assert!(
+        !woke_all(&mut rx, quiet).await,
+        "sqlx commit taken as foreign"
+    );
+
+    let mut other = opts.connect().await.unwrap();
+    sqlx::query("INSERT INTO t (x) VALUES (3)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    w.nudge();
+    assert!(
+        woke_all(&mut rx, Duration::from_secs(5)).await,
+        "a foreign commit wakes every queue"
+    );
 }
