@@ -1,0 +1,188 @@
+//! The one writer: a thread that owns the writing connections and commits
+//! concurrent callers' operations together (group commit).
+//!
+//! Callers send a boxed operation and wait on a oneshot reply. An operation
+//! is either *native* — a synchronous closure over the writer's own
+//! `rusqlite` connection, used by the hot paths (enqueue, claim, finish,
+//! heartbeat) — or an async closure over a sqlx `SqliteConnection`, which
+//! shares its SQL with reads and users' own transactions. The thread runs
+//! sqlx operations to completion with the runtime's `Handle::block_on`.
+//! Native operations skip sqlx's connection thread: no hand-off per
+//! statement and no copy of every returned value (bulk enqueue got ~1.7×
+//! and processing ~1.5× faster; docs/benchmarks.md).
+//!
+//! The thread takes the first queued operation, drains whatever else is
+//! already queued (up to
+//! [`SqliteOptions::max_batch`](crate::SqliteOptions::max_batch)), and runs
+//! the native operations, then the sqlx ones, each group as
+//!
+//! ```text
+//! BEGIN IMMEDIATE
+//!   SAVEPOINT rota_op  <op 1>  RELEASE rota_op          -- kept
+//!   SAVEPOINT rota_op  <op 2>  ROLLBACK TO rota_op ...  -- failed: undone alone
+//!   ...
+//! COMMIT
+//! ```
+//!
+//! on its connection, and only then replies to that group's callers. The
+//! two connections never write at the same time: the thread runs one
+//! transaction after the other. An acknowledgement therefore always
+//! follows its commit (a durable ack with `synchronous = FULL`), while
+//! concurrent callers share one commit and one `fsync`. A failed operation
+//! is returned to its own caller only; a failed `BEGIN`, savepoint or
+//! `COMMIT` fails every caller of the batch. Panics inside an operation are
+//! caught and reported as errors, so the thread survives them. When the
+//! thread is gone (a panic in the writer's own code would end it), callers
+//! get [`DriverError::Unavailable`].
+
+mod op;
+mod thread;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rota_driver::{DriverError, ParkingLot, Result, Wakeup};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use tokio::runtime::Handle;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::error::map_native;
+
+pub(crate) use op::WriterHandle;
+#[cfg(test)]
+pub(crate) use op::detached;
+use thread::Writer;
+
+/// A boxed future borrowing the writer's connection for `'c`.
+pub(crate) type BoxFut<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+
+/// What an operation reports besides its result; applied only when the
+/// operation's savepoint is kept and its batch commits.
+#[derive(Debug, Default)]
+pub(crate) struct OpEffects {
+    wake: BTreeSet<String>,
+}
+
+impl OpEffects {
+    /// Asks for a wake-up of `queue` once the batch has committed.
+    pub(crate) fn wake(&mut self, queue: &str) {
+        if !self.wake.contains(queue) {
+            self.wake.insert(queue.to_owned());
+        }
+    }
+}
+
+/// Commit counters shared with the wake-up watcher and [`WriterStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// `COMMIT`s issued (incremented just before each).
+    pub(crate) commits_started: AtomicU64,
+    /// `COMMIT`s returned, successfully or not (incremented just after).
+    pub(crate) commits_finished: AtomicU64,
+    /// Batches committed successfully.
+    pub(crate) batches: AtomicU64,
+    /// Operations run inside committed batches.
+    pub(crate) ops: AtomicU64,
+    /// The watcher asks the writer to check for foreign commits.
+    pub(crate) probe_requested: AtomicBool,
+}
+
+impl Counters {
+    /// Counts one commit for the wake-up watcher: started now, finished
+    /// when the returned guard drops (whether the commit succeeded or not).
+    fn commit(&self) -> CommitInFlight<'_> {
+        self.commits_started.fetch_add(1, Ordering::SeqCst);
+        CommitInFlight(self)
+    }
+}
+
+/// A commit in flight; see [`Counters::commit`].
+struct CommitInFlight<'a>(&'a Counters);
+
+impl Drop for CommitInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.commits_finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Group-commit figures of a driver's writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriterStats {
+    /// Transactions the writer committed.
+    pub batches: u64,
+    /// Operations those transactions carried; `ops / batches` is the
+    /// average group-commit size.
+    pub ops: u64,
+}
+
+/// One of the writer's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    /// The `rusqlite` connection of native operations.
+    Native,
+    /// The sqlx connection.
+    Sqlx,
+}
+
+/// The writer's connections.
+pub(crate) struct Conns {
+    rt: Handle,
+    sqlx: SqliteConnection,
+    native: rusqlite::Connection,
+}
+
+/// Opens the writer's native connection to the file `connect` names, with
+/// the same pragmas as the sqlx one. The sqlx connection opens (and switches
+/// the file to WAL) first.
+pub(crate) fn open_native(
+    connect: &SqliteConnectOptions,
+    synchronous: &str,
+    busy_timeout: std::time::Duration,
+) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        rusqlite::Connection::open_with_flags(connect.get_filename(), flags).map_err(map_native)?;
+    conn.busy_timeout(busy_timeout).map_err(map_native)?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+    ))
+    .map_err(map_native)?;
+    // Every statement shape of the hot paths stays prepared (multi-row
+    // inserts of odd sizes are prepared uncached, so they never evict it).
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// The writer's settings and shared state.
+pub(crate) struct WriterSetup {
+    pub(crate) connect: SqliteConnectOptions,
+    pub(crate) max_batch: usize,
+    pub(crate) queue: usize,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) wake: broadcast::Sender<Wakeup>,
+    pub(crate) parked: Arc<ParkingLot>,
+}
+
+/// Starts the writer thread on `sqlx` and `native`; it stops when every
+/// handle is dropped. Must be called inside a Tokio runtime, which runs
+/// the sqlx operations.
+pub(crate) fn spawn(
+    sqlx: SqliteConnection,
+    native: rusqlite::Connection,
+    setup: WriterSetup,
+) -> Result<WriterHandle> {
+    let rt = Handle::try_current().map_err(|e| {
+        DriverError::Unavailable(format!("the SQLite writer needs a Tokio runtime: {e}"))
+    })?;
+    let (tx, rx) = mpsc::channel(setup.queue.max(1));
+    let writer = Writer::new(Conns { rt, sqlx, native }, setup, rx);
+    std::thread::Builder::new()
+        .name("rota-sqlite-writer".to_owned())
+        .spawn(move || writer.run())
+        .map_err(|e| DriverError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+    Ok(WriterHandle::new(tx))
+}

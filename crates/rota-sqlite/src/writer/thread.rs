@@ -1,0 +1,385 @@
+//! The writer thread: batching, transactions per connection, commits,
+//! wake-ups, parked claims and the `data_version` probe.
+
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rota_driver::{DriverError, ParkedRequest, ParkingLot, Wakeup};
+use sqlx::ConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use tokio::sync::{broadcast, mpsc};
+
+use super::op::{ErasedOp, Msg};
+use super::{Conns, Counters, On, OpEffects, WriterSetup};
+use crate::error::{is_connection_lost, map_native, map_sqlx};
+
+/// A failed transaction-control statement.
+struct ExecError {
+    err: DriverError,
+    /// The sqlx connection is gone and must be reopened.
+    lost: bool,
+}
+
+pub(super) struct Writer {
+    conns: Conns,
+    connect: SqliteConnectOptions,
+    rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    counters: Arc<Counters>,
+    wake: broadcast::Sender<Wakeup>,
+    /// Claims parked by idle producers (see [`Writer::claim_parked`]).
+    parked: Arc<ParkingLot>,
+    /// The last seen `PRAGMA data_version` of the native and the sqlx
+    /// connection; a connection's value changes only when *another*
+    /// connection commits.
+    data_version: (Option<i64>, Option<i64>),
+    /// Whether the native / the sqlx connection committed since the last
+    /// probe: such a commit moves the *other* connection's `data_version`.
+    committed: (bool, bool),
+    /// The sqlx connection was lost; reconnect before its next operation.
+    broken: bool,
+}
+
+impl Writer {
+    pub(super) fn new(conns: Conns, setup: WriterSetup, rx: mpsc::Receiver<Msg>) -> Writer {
+        Writer {
+            conns,
+            connect: setup.connect,
+            rx,
+            max_batch: setup.max_batch.max(1),
+            counters: setup.counters,
+            wake: setup.wake,
+            parked: setup.parked,
+            data_version: (None, None),
+            committed: (false, false),
+            broken: false,
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        self.probe();
+        while let Some(first) = self.rx.blocking_recv() {
+            let mut batch = Vec::new();
+            let mut alone = None;
+            let mut probe = false;
+            match first {
+                Msg::Batched(op) => batch.push(op),
+                Msg::Alone(op) => alone = Some(op),
+                Msg::Probe => probe = true,
+            }
+            while alone.is_none() && batch.len() < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(Msg::Batched(op)) => batch.push(op),
+                    Ok(Msg::Alone(op)) => alone = Some(op),
+                    Ok(Msg::Probe) => probe = true,
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                let (native, sqlx): (Vec<_>, Vec<_>) =
+                    batch.into_iter().partition(|op| op.on() == On::Native);
+                if !native.is_empty() {
+                    self.run_batch(On::Native, native);
+                }
+                if !sqlx.is_empty() {
+                    self.reconnect_if_broken();
+                    self.run_batch(On::Sqlx, sqlx);
+                }
+            }
+            if let Some(op) = alone {
+                self.reconnect_if_broken();
+                self.run_alone(op);
+            }
+            if self.counters.probe_requested.swap(false, Ordering::SeqCst) || probe {
+                self.probe();
+            }
+        }
+    }
+
+    /// Runs one transaction-control statement on connection `on`.
+    fn exec(&mut self, on: On, sql: &'static str) -> Result<(), ExecError> {
+        match on {
+            On::Native => self
+                .conns
+                .native
+                .prepare_cached(sql)
+                .and_then(|mut st| st.execute([]))
+                .map(|_| ())
+                .map_err(|e| ExecError {
+                    err: map_native(e),
+                    lost: false,
+                }),
+            On::Sqlx => {
+                let conns = &mut self.conns;
+                conns
+                    .rt
+                    .block_on(sqlx::raw_sql(sql).execute(&mut conns.sqlx))
+                    .map(|_| ())
+                    .map_err(|e| ExecError {
+                        lost: is_connection_lost(&e),
+                        err: map_sqlx(e),
+                    })
+            }
+        }
+    }
+
+    /// Runs `op`, turning a panic into a failure.
+    fn run_op(&mut self, op: &mut Box<dyn ErasedOp>, fx: &mut OpEffects) -> bool {
+        let conns = &mut self.conns;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| op.run(conns, fx))) {
+            Ok(ok) => ok,
+            Err(_) => {
+                tracing::error!("a SQLite write operation panicked; its savepoint is rolled back");
+                false
+            }
+        }
+    }
+
+    fn run_batch(&mut self, on: On, mut ops: Vec<Box<dyn ErasedOp>>) {
+        // A lone one-statement operation commits by itself.
+        if ops.len() == 1 && ops[0].atomic() {
+            if let Some(op) = ops.pop() {
+                self.run_autocommit(op);
+            }
+            return;
+        }
+        if let Err(e) = self.exec(on, "BEGIN IMMEDIATE") {
+            return self.fail_all(on, ops, e);
+        }
+        let mut wake = BTreeSet::new();
+        // A batch of one needs no savepoint: its failure rolls back the
+        // whole (otherwise empty) transaction. Two statements fewer on the
+        // path of every lone enqueue.
+        let single = ops.len() == 1;
+        for i in 0..ops.len() {
+            if !single && let Err(e) = self.exec(on, "SAVEPOINT rota_op") {
+                return self.fail_all(on, ops, e);
+            }
+            let mut fx = OpEffects::default();
+            let ok = self.run_op(&mut ops[i], &mut fx);
+            let end = if single {
+                if !ok {
+                    // The op keeps its own error for its caller.
+                    if let Err(e) = self.exec(on, "ROLLBACK") {
+                        tracing::debug!(error = %e.err, "rollback after a failed operation");
+                    }
+                    for op in ops {
+                        op.complete(None);
+                    }
+                    return;
+                }
+                Ok(())
+            } else if ok {
+                self.exec(on, "RELEASE rota_op")
+            } else {
+                // An error that already ended the whole transaction (disk
+                // full, I/O) makes this fail too: then the batch fails.
+                match self.exec(on, "ROLLBACK TO rota_op") {
+                    Ok(()) => self.exec(on, "RELEASE rota_op"),
+                    Err(e) => Err(e),
+                }
+            };
+            if let Err(e) = end {
+                return self.fail_all(on, ops, e);
+            }
+            if ok {
+                wake.append(&mut fx.wake);
+            }
+        }
+        let committed = {
+            let counters = self.counters.clone();
+            let _commit = counters.commit();
+            self.exec(on, "COMMIT")
+        };
+        if let Err(e) = committed {
+            return self.fail_all(on, ops, e);
+        }
+        self.mark_committed(on);
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .ops
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        for op in ops {
+            op.complete(None);
+        }
+        self.after_commit(wake);
+    }
+
+    /// Runs the claims parked on the queues a commit made work for, then
+    /// wakes those queues. In this order a parked producer is woken once,
+    /// by its claimed jobs; a wake-up first would wake it for nothing (or
+    /// make it withdraw and claim by itself, a round trip more).
+    fn after_commit(&mut self, woken: BTreeSet<String>) {
+        self.claim_parked(&woken);
+        for queue in &woken {
+            // No receivers is fine: nobody is waiting.
+            let _ = self.wake.send(Wakeup {
+                queue: Some(queue.clone()),
+            });
+        }
+    }
+
+    /// Runs the claims parked on the queues a commit just woke, each as
+    /// one autocommit statement, right after the callers of that commit
+    /// were answered: the job goes to an idle producer without the wake-up
+    /// → producer → writer round trip, and the enqueuer never waits for it.
+    fn claim_parked(&mut self, woken: &BTreeSet<String>) {
+        if woken.is_empty() || self.parked.is_empty() {
+            return;
+        }
+        let requests: Vec<ParkedRequest> = self.parked.take(woken.iter().map(String::as_str));
+        for req in requests {
+            let params = (req.make)();
+            let claimed = {
+                let _commit = self.counters.commit();
+                crate::runs::claim_native(&self.conns.native, &params)
+            };
+            self.committed.0 = true;
+            // A producer that stopped waiting retracted first; a closed
+            // reply means it is gone and the lease will expire.
+            let _ = req.reply.send(claimed);
+        }
+    }
+
+    fn fail_all(&mut self, on: On, ops: Vec<Box<dyn ErasedOp>>, e: ExecError) {
+        tracing::warn!(error = %e.err, ops = ops.len(), "SQLite writer batch failed");
+        // Rolled back even when the connection looks lost: one that is in
+        // fact alive would otherwise keep the write lock, and the other
+        // connection's next `BEGIN IMMEDIATE` would wait `busy_timeout`.
+        if let Err(r) = self.exec(on, "ROLLBACK") {
+            // "no transaction is active" is expected after a failed BEGIN or
+            // an automatic rollback.
+            tracing::debug!(error = %r.err, "rollback after a failed batch");
+        }
+        for op in ops {
+            op.complete(Some(&e.err));
+        }
+        if e.lost {
+            self.broken = true;
+            self.reconnect_if_broken();
+        }
+    }
+
+    /// Notes a commit on `on` for [`probe`](Self::probe).
+    fn mark_committed(&mut self, on: On) {
+        match on {
+            On::Native => self.committed.0 = true,
+            On::Sqlx => self.committed.1 = true,
+        }
+    }
+
+    /// Ends a transaction a failed sqlx operation may have left open (a
+    /// migration, a failed autocommit op), so it cannot hold the write lock
+    /// against the native connection.
+    fn ensure_no_transaction(&mut self) {
+        if self.broken {
+            return;
+        }
+        // "no transaction is active" is the usual, harmless answer.
+        let _ = self.exec(On::Sqlx, "ROLLBACK");
+    }
+
+    fn run_autocommit(&mut self, mut op: Box<dyn ErasedOp>) {
+        let mut fx = OpEffects::default();
+        let on = op.on();
+        let ok = {
+            let counters = self.counters.clone();
+            let _commit = counters.commit();
+            self.run_op(&mut op, &mut fx)
+        };
+        // A failed statement rolled itself back; the op keeps its error.
+        op.complete(None);
+        // Even a failed statement may have committed nothing or something:
+        // count it, a spare wake-up at worst.
+        self.mark_committed(on);
+        if on == On::Sqlx && !ok {
+            self.ensure_no_transaction();
+        }
+        if ok {
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
+            self.counters.ops.fetch_add(1, Ordering::Relaxed);
+            self.after_commit(fx.wake);
+        }
+    }
+
+    fn run_alone(&mut self, mut op: Box<dyn ErasedOp>) {
+        let mut fx = OpEffects::default();
+        let ok = self.run_op(&mut op, &mut fx);
+        self.mark_committed(op.on());
+        if !ok {
+            self.ensure_no_transaction();
+        }
+        if ok {
+            for queue in fx.wake {
+                let _ = self.wake.send(Wakeup { queue: Some(queue) });
+            }
+        }
+        op.complete(None);
+    }
+
+    fn reconnect_if_broken(&mut self) {
+        if !self.broken {
+            return;
+        }
+        match self.conns.rt.block_on(self.connect.connect()) {
+            Ok(conn) => {
+                let old = std::mem::replace(&mut self.conns.sqlx, conn);
+                drop(old);
+                self.broken = false;
+                self.data_version.1 = None;
+                tracing::info!("SQLite writer reconnected");
+            }
+            Err(e) => tracing::warn!(error = %e, "SQLite writer cannot reconnect"),
+        }
+    }
+
+    /// Reads `data_version` on both writer connections. A connection's value
+    /// moves when any *other* connection commits — another process, a
+    /// user's transaction, or the writer's other connection. So a change on
+    /// one side means a foreign commit unless the writer's other connection
+    /// committed since the last probe; when both committed and both moved,
+    /// it cannot tell and wakes anyway (a spare wake-up, never a missed one).
+    fn probe(&mut self) {
+        let native = match self
+            .conns
+            .native
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "data_version probe failed");
+                return;
+            }
+        };
+        let sqlx = if self.broken {
+            None
+        } else {
+            let conns = &mut self.conns;
+            conns
+                .rt
+                .block_on(
+                    sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conns.sqlx),
+                )
+                .inspect_err(|e| tracing::debug!(error = %e, "data_version probe failed"))
+                .ok()
+        };
+        let (old_native, old_sqlx) = self.data_version;
+        let (native_committed, sqlx_committed) = std::mem::take(&mut self.committed);
+        let native_moved = old_native.is_some_and(|old| old != native);
+        // Unknown on the sqlx side: assume it moved.
+        let sqlx_moved = match (old_sqlx, sqlx) {
+            (Some(old), Some(new)) => old != new,
+            _ => true,
+        };
+        let foreign = (native_moved && !sqlx_committed)
+            || (sqlx_moved && old_sqlx.is_some() && sqlx.is_some() && !native_committed)
+            || (native_moved && sqlx_moved);
+        if foreign {
+            let _ = self.wake.send(Wakeup { queue: None });
+        }
+        self.data_version = (Some(native), sqlx);
+    }
+}
