@@ -92,6 +92,11 @@ pub(crate) fn narrow<T: TryFrom<i64>>(column: &str, v: i64) -> Result<T> {
     T::try_from(v).map_err(|_| DriverError::Corrupt(format!("{column}: {v} is out of range")))
 }
 
+/// A NULL where the schema has NOT NULL.
+fn null(column: &str) -> DriverError {
+    DriverError::Corrupt(format!("{column}: unexpected NULL"))
+}
+
 /// Positional access to the columns of one result row. Implemented for
 /// sqlx's rows (reads, users' own transactions) and for the writer's
 /// native rusqlite rows, so each row shape is decoded by one function.
@@ -108,8 +113,7 @@ pub(crate) trait Columns {
 
     /// A NOT NULL INTEGER column.
     fn req_int(&self, i: usize, name: &str) -> Result<i64> {
-        self.int(i, name)?
-            .ok_or_else(|| DriverError::Corrupt(format!("{name}: unexpected NULL")))
+        self.int(i, name)?.ok_or_else(|| null(name))
     }
     /// A TEXT column, owned.
     fn opt_text(&self, i: usize, name: &str) -> Result<Option<String>> {
@@ -117,15 +121,18 @@ pub(crate) trait Columns {
     }
     /// A NOT NULL TEXT column, owned.
     fn req_text(&self, i: usize, name: &str) -> Result<String> {
-        self.opt_text(i, name)?
-            .ok_or_else(|| DriverError::Corrupt(format!("{name}: unexpected NULL")))
+        self.opt_text(i, name)?.ok_or_else(|| null(name))
     }
     /// A NOT NULL JSON column, parsed from the borrowed text.
     fn json<T: serde::de::DeserializeOwned>(&self, i: usize, name: &str) -> Result<T> {
         self.with_text(i, name, |t| match t {
             Some(t) => from_json(name, t),
-            None => Err(DriverError::Corrupt(format!("{name}: unexpected NULL"))),
+            None => Err(null(name)),
         })
+    }
+    /// A NOT NULL job state column.
+    fn state(&self, i: usize, name: &str) -> Result<JobState> {
+        self.with_text(i, name, |t| parse_state(t.ok_or_else(|| null(name))?))
     }
     /// A JSON column that may be NULL.
     fn opt_json<T: serde::de::DeserializeOwned>(&self, i: usize, name: &str) -> Result<Option<T>> {
@@ -192,7 +199,7 @@ pub(crate) fn job_from_row(row: &impl Columns) -> Result<Job> {
         id: int(0, "id")?,
         kind: row.req_text(1, "kind")?,
         queue: row.req_text(2, "queue")?,
-        state: row.with_text(3, "state", |t| parse_state(t.unwrap_or_default()))?,
+        state: row.state(3, "state")?,
         priority: narrow("priority", int(4, "priority")?)?,
         args: row.json(5, "args")?,
         attempt: narrow("attempt", int(6, "attempt")?)?,

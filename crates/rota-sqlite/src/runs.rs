@@ -13,9 +13,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::bind::{Param, bind_all};
 use crate::error::{map_native, map_sqlx};
-use crate::row::{
-    Columns, job_columns, job_from_row, jobs_from_rows, micros, opt_micros, parse_state, to_json,
-};
+use crate::row::{Columns, job_columns, job_from_row, jobs_from_rows, micros, opt_micros, to_json};
 
 /// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
 pub(crate) const CHUNK: usize = 512;
@@ -165,11 +163,32 @@ struct FinishStatement {
     inputs: Vec<(i64, usize)>,
 }
 
-/// The sorted `(id, position)` list of a chunk.
-fn positions(chunk: &[(usize, &JobFinishParams)]) -> Vec<(i64, usize)> {
-    let mut v: Vec<(i64, usize)> = chunk.iter().map(|(i, f)| (f.id, *i)).collect();
-    v.sort_unstable();
-    v
+/// One statement per [`CHUNK`] of `rows` (input position, finish), each
+/// `sql(width)` with the chunk padded to a power-of-two `width` by
+/// all-NULL rows (which match no job); `encode` gives a finish's `W`
+/// parameters.
+fn chunk_statements<const W: usize>(
+    rows: &[(usize, &JobFinishParams)],
+    sql: fn(usize) -> String,
+    encode: impl Fn(&JobFinishParams) -> Result<[Param; W]>,
+) -> Result<Vec<FinishStatement>> {
+    rows.chunks(CHUNK)
+        .map(|chunk| {
+            let width = padded(chunk.len());
+            let mut values = Vec::with_capacity(width * W);
+            for (_, f) in chunk {
+                values.extend(encode(f)?);
+            }
+            values.resize(width * W, Param::Int(None));
+            let mut inputs: Vec<(i64, usize)> = chunk.iter().map(|(i, f)| (f.id, *i)).collect();
+            inputs.sort_unstable();
+            Ok(FinishStatement {
+                sql: sql(width),
+                values,
+                inputs,
+            })
+        })
+        .collect()
 }
 
 impl FinishPlan {
@@ -186,50 +205,29 @@ impl FinishPlan {
             .iter()
             .enumerate()
             .partition(|(_, f)| is_plain_success(f));
-        let mut statements = Vec::new();
-        for chunk in plain.chunks(CHUNK) {
-            let width = padded(chunk.len());
-            let mut values = Vec::with_capacity(width * 4);
-            for (_, f) in chunk {
-                values.extend([
-                    Param::from(f.id),
-                    Param::from(f.lease_token),
-                    Param::from(i64::from(f.attempt)),
-                    Param::from(opt_micros(f.finished_at)),
-                ]);
-            }
-            values.resize(width * 4, Param::Int(None));
-            statements.push(FinishStatement {
-                sql: succeed_sql(width),
-                values,
-                inputs: positions(chunk),
-            });
-        }
-        for chunk in full.chunks(CHUNK) {
-            let width = padded(chunk.len());
-            let mut values = Vec::with_capacity(width * 11);
-            for (_, f) in chunk {
-                values.extend([
-                    Param::from(f.id),
-                    Param::from(f.lease_token),
-                    Param::from(opt_micros(f.lease_expired_before)),
-                    Param::from(f.state.as_str()),
-                    Param::from(i64::from(f.attempt)),
-                    Param::from(opt_micros(f.run_at)),
-                    Param::from(opt_micros(f.finished_at)),
-                    Param::from(f.error.as_ref().map(to_json).transpose()?),
-                    Param::from(f.output.as_deref()),
-                    Param::from(f.progress.as_ref().map(to_json).transpose()?),
-                    Param::from(f.exit_code.map(i64::from)),
-                ]);
-            }
-            values.resize(width * 11, Param::Int(None));
-            statements.push(FinishStatement {
-                sql: finish_sql(width),
-                values,
-                inputs: positions(chunk),
-            });
-        }
+        let mut statements = chunk_statements(&plain, succeed_sql, |f| {
+            Ok([
+                Param::from(f.id),
+                Param::from(f.lease_token),
+                Param::from(i64::from(f.attempt)),
+                Param::from(opt_micros(f.finished_at)),
+            ])
+        })?;
+        statements.extend(chunk_statements(&full, finish_sql, |f| {
+            Ok([
+                Param::from(f.id),
+                Param::from(f.lease_token),
+                Param::from(opt_micros(f.lease_expired_before)),
+                Param::from(f.state.as_str()),
+                Param::from(i64::from(f.attempt)),
+                Param::from(opt_micros(f.run_at)),
+                Param::from(opt_micros(f.finished_at)),
+                Param::from(f.error.as_ref().map(to_json).transpose()?),
+                Param::from(f.output.as_deref()),
+                Param::from(f.progress.as_ref().map(to_json).transpose()?),
+                Param::from(f.exit_code.map(i64::from)),
+            ])
+        })?);
         Ok(FinishPlan { statements })
     }
 
@@ -260,8 +258,7 @@ impl<'p> Finished<'p> {
     /// `inputs`; credited to its first input with that id.
     fn row(&mut self, row: &impl Columns, inputs: &[(i64, usize)]) -> Result<()> {
         let id = row.req_int(0, "id")?;
-        if row.with_text(2, "state", |t| parse_state(t.unwrap_or_default()))? == JobState::Available
-        {
+        if row.state(2, "state")? == JobState::Available {
             self.woken.push(row.req_text(1, "queue")?);
         }
         let from = inputs.partition_point(|(i, _)| *i < id);

@@ -24,6 +24,12 @@ async fn connection(
     (conn, opts)
 }
 
+/// A writer-style native connection to the file of `opts`, default pragmas.
+fn native(opts: &sqlx::sqlite::SqliteConnectOptions) -> rusqlite::Connection {
+    let options = SqliteOptions::default();
+    writer::open_native(opts, options.synchronous.as_str(), options.busy_timeout).unwrap()
+}
+
 async fn writer(
     dir: &tempfile::TempDir,
 ) -> (
@@ -49,9 +55,7 @@ async fn writer_with_wake(
         .await
         .unwrap();
     let counters = Arc::new(Counters::default());
-    let options = SqliteOptions::default();
-    let native =
-        writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
+    let native = native(&opts);
     let wake = broadcast::channel(64).0;
     let handle = writer::spawn(
         conn,
@@ -506,9 +510,7 @@ async fn the_job_table_has_one_cheap_trigger_per_statement_kind() {
 async fn hot_statements_are_not_re_prepared_per_binding() {
     let dir = tempfile::tempdir().unwrap();
     let (_conn, opts) = connection(&dir).await;
-    let options = SqliteOptions::default();
-    let native =
-        writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
+    let native = native(&opts);
     let cases: [(&str, &str, usize); 3] = [
         (runs::CLAIM_SQL, "claim", 8),
         (runs::PROMOTE_SQL, "promote", 2),
@@ -538,9 +540,7 @@ async fn hot_statements_are_not_re_prepared_per_binding() {
 async fn job_statements_return_the_decoded_columns_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (_conn, opts) = connection(&dir).await;
-    let options = SqliteOptions::default();
-    let native =
-        writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
+    let native = native(&opts);
     let expected: Vec<&str> = crate::row::JOB_COLUMNS.split(", ").collect();
     assert_eq!(expected.len(), 28);
     for sql in [runs::CLAIM_SQL, runs::EXPIRED_SQL] {

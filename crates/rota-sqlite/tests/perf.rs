@@ -12,10 +12,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use jiff::Timestamp;
+use common::at;
 use rota_core::JobState;
 use rota_driver::{
     Driver, ExecutionInsertParams, JobClaimParams, JobFinishParams, JobInsertParams, Trigger,
@@ -33,25 +35,11 @@ fn n() -> usize {
         .unwrap_or(40_000)
 }
 
-fn at(secs: i64) -> Timestamp {
-    Timestamp::from_second(1_800_000_000 + secs).unwrap()
-}
-
+/// A perf job, numbered in its arguments.
 fn job(i: usize) -> JobInsertParams {
     JobInsertParams {
-        kind: "perf".into(),
         args: serde_json::json!({ "i": i }),
-        queue: "perf".into(),
-        priority: 0,
-        state: JobState::Available,
-        run_at: at(0),
-        created_at: at(0),
-        max_attempts: 3,
-        timeout: None,
-        unique_key: None,
-        labels: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        trace_context: None,
+        ..common::job("perf", "perf")
     }
 }
 

@@ -47,22 +47,57 @@ impl<T> Reply<T> {
     }
 }
 
-struct SqlxOp<T, F> {
-    f: Option<F>,
+/// What an operation runs, and on which of the writer's connections.
+trait Body<T>: Send {
+    const ON: On;
+    fn run(self, conns: &mut Conns, fx: &mut OpEffects) -> Result<T>;
+}
+
+/// An async closure over the writer's sqlx connection.
+struct Sqlx<F>(F);
+
+impl<T, F> Body<T> for Sqlx<F>
+where
+    F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut OpEffects) -> BoxFut<'c, Result<T>> + Send,
+{
+    const ON: On = On::Sqlx;
+
+    fn run(self, conns: &mut Conns, fx: &mut OpEffects) -> Result<T> {
+        conns.rt.block_on((self.0)(&mut conns.sqlx, fx))
+    }
+}
+
+/// A synchronous closure over the writer's native connection.
+struct Native<F>(F);
+
+impl<T, F> Body<T> for Native<F>
+where
+    F: FnOnce(&rusqlite::Connection, &mut OpEffects) -> Result<T> + Send,
+{
+    const ON: On = On::Native;
+
+    fn run(self, conns: &mut Conns, fx: &mut OpEffects) -> Result<T> {
+        (self.0)(&conns.native, fx)
+    }
+}
+
+/// One queued operation: its body, until it runs, and its caller's reply.
+struct Op<T, B> {
+    body: Option<B>,
     atomic: bool,
     reply: Reply<T>,
 }
 
-impl<T, F> ErasedOp for SqlxOp<T, F>
+impl<T, B> ErasedOp for Op<T, B>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection, &'c mut OpEffects) -> BoxFut<'c, Result<T>>
-        + Send
-        + 'static,
+    B: Body<T> + 'static,
 {
     fn run(&mut self, conns: &mut Conns, fx: &mut OpEffects) -> bool {
-        let Some(f) = self.f.take() else { return false };
-        let result = conns.rt.block_on(f(&mut conns.sqlx, fx));
+        let Some(body) = self.body.take() else {
+            return false;
+        };
+        let result = body.run(conns, fx);
         self.reply.record(result)
     }
 
@@ -75,38 +110,23 @@ where
     }
 
     fn on(&self) -> On {
-        On::Sqlx
+        B::ON
     }
 }
 
-struct NativeOp<T, F> {
-    f: Option<F>,
-    atomic: bool,
-    reply: Reply<T>,
-}
-
-impl<T, F> ErasedOp for NativeOp<T, F>
+/// An operation for `body`, and the receiver of its result.
+fn op<T, B>(body: B, atomic: bool) -> (Box<dyn ErasedOp>, oneshot::Receiver<Result<T>>)
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection, &mut OpEffects) -> Result<T> + Send + 'static,
+    B: Body<T> + 'static,
 {
-    fn run(&mut self, conns: &mut Conns, fx: &mut OpEffects) -> bool {
-        let Some(f) = self.f.take() else { return false };
-        let result = f(&conns.native, fx);
-        self.reply.record(result)
-    }
-
-    fn complete(self: Box<Self>, failure: Option<&DriverError>) {
-        self.reply.complete(failure);
-    }
-
-    fn atomic(&self) -> bool {
-        self.atomic
-    }
-
-    fn on(&self) -> On {
-        On::Native
-    }
+    let (tx, rx) = oneshot::channel();
+    let op = Op {
+        body: Some(body),
+        atomic,
+        reply: Reply { out: None, tx },
+    };
+    (Box::new(op), rx)
 }
 
 pub(super) enum Msg {
@@ -160,13 +180,8 @@ impl WriterHandle {
             + Send
             + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let op = SqlxOp {
-            f: Some(f),
-            atomic,
-            reply: Reply { out: None, tx },
-        };
-        self.send(Msg::Batched(Box::new(op)), rx).await
+        let (op, rx) = op(Sqlx(f), atomic);
+        self.send(Msg::Batched(op), rx).await
     }
 
     /// Like [`write_atomic`](Self::write_atomic) for a native operation: a
@@ -176,13 +191,8 @@ impl WriterHandle {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection, &mut OpEffects) -> Result<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let op = NativeOp {
-            f: Some(f),
-            atomic,
-            reply: Reply { out: None, tx },
-        };
-        self.send(Msg::Batched(Box::new(op)), rx).await
+        let (op, rx) = op(Native(f), atomic);
+        self.send(Msg::Batched(op), rx).await
     }
 
     /// Runs `f` on the writer's sqlx connection outside any transaction,
@@ -194,13 +204,8 @@ impl WriterHandle {
             + Send
             + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let op = SqlxOp {
-            f: Some(f),
-            atomic: false,
-            reply: Reply { out: None, tx },
-        };
-        self.send(Msg::Alone(Box::new(op)), rx).await
+        let (op, rx) = op(Sqlx(f), false);
+        self.send(Msg::Alone(op), rx).await
     }
 
     async fn send<T>(&self, msg: Msg, rx: oneshot::Receiver<Result<T>>) -> Result<T> {

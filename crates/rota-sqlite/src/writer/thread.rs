@@ -208,9 +208,9 @@ impl Writer {
     }
 
     /// Runs the claims parked on the queues a commit made work for, then
-    /// wakes those queues. In this order a parked producer is woken once,
-    /// by its claimed jobs; a wake-up first would wake it for nothing (or
-    /// make it withdraw and claim by itself, a round trip more).
+    /// wakes those queues. In this order a wake-up cannot make a parked
+    /// producer withdraw its claim and claim by itself (a round trip more)
+    /// before the writer ran it.
     fn after_commit(&mut self, woken: BTreeSet<String>) {
         self.claim_parked(&woken);
         for queue in &woken {
@@ -291,8 +291,8 @@ impl Writer {
         };
         // A failed statement rolled itself back; the op keeps its error.
         op.complete(None);
-        // Even a failed statement may have committed nothing or something:
-        // count it, a spare wake-up at worst.
+        // A failed op may still have committed its statement (an error
+        // raised after it): count it; at worst a spare wake-up.
         self.mark_committed(on);
         if on == On::Sqlx && !ok {
             self.ensure_no_transaction();
