@@ -4,7 +4,9 @@
 //!
 //! - claims use `FOR UPDATE SKIP LOCKED` over a partial index of available
 //!   jobs, so many workers claim concurrently and the claim stays flat as the
-//!   finished history grows;
+//!   finished history grows; the candidates come from a SQL function whose
+//!   planner settings keep that an ordered index walk even when the
+//!   table's statistics are stale;
 //! - bulk inserts send one `INSERT ... SELECT FROM UNNEST(...)` per few
 //!   thousand rows, inside one transaction;
 //! - wake-ups are `pg_notify` calls made inside the inserting / promoting /

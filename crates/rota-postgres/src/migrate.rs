@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lean_job_indexes",
         sql: include_str!("../migrations/0005_lean_job_indexes.sql"),
     },
+    Migration {
+        version: 6,
+        name: "claim_plan",
+        sql: include_str!("../migrations/0006_claim_plan.sql"),
+    },
 ];
 
 /// The placeholder migrations use for the quoted target schema.

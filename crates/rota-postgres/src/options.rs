@@ -96,6 +96,9 @@ pub(crate) struct Tables {
     pub(crate) events_seq: String,
     /// `rota_deliveries`.
     pub(crate) deliveries: String,
+    /// `rota_claim_candidates(queue, labels, kinds, max)`: the claim's
+    /// candidate rows, locked, planned without the table's statistics.
+    pub(crate) claim_candidates: String,
     /// The NOTIFY channel (unquoted): `rota_jobs` or `rota_jobs_<schema>`.
     pub(crate) channel: String,
     /// The schema, validated.
@@ -132,6 +135,7 @@ impl Tables {
             events: q("rota_events"),
             events_seq: q("rota_events_seq"),
             deliveries: q("rota_deliveries"),
+            claim_candidates: q("rota_claim_candidates"),
             channel: match schema {
                 Some(s) => format!("rota_jobs_{s}"),
                 None => "rota_jobs".to_owned(),
