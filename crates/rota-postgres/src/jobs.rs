@@ -932,7 +932,9 @@ pub(crate) async fn delete(pool: &PgPool, t: &Tables, id: i64) -> Result<Job> {
 
 // ------------------------------------------------------ promote / prune --
 
-/// Makes due scheduled / retrying jobs available; counts per queue.
+/// Makes due scheduled / retrying jobs available; counts per queue. The
+/// candidates come from `rota_due_candidates` (migration 6), in `run_at`
+/// order, planned without the table's statistics like the claim's.
 pub(crate) async fn promote_due(
     pool: &PgPool,
     t: &Tables,
@@ -942,12 +944,8 @@ pub(crate) async fn promote_due(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "WITH due AS (
-            SELECT id, execution_id FROM {jobs}
-            WHERE state IN ('scheduled', 'retrying') AND run_at <= $1
-            ORDER BY run_at, id
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED
+        "WITH due AS MATERIALIZED (
+            SELECT id, execution_id FROM {due}($1, $2)
         ), lk AS ({lock}), u AS (
             UPDATE {jobs} j SET state = 'available', revision = j.revision + 1
             WHERE j.id = ANY(ARRAY(SELECT id FROM due)) AND (SELECT count(*) FROM lk) >= 0
@@ -957,6 +955,7 @@ pub(crate) async fn promote_due(
         ), notified AS (SELECT pg_notify($3, queue) FROM c)
         SELECT queue, n FROM c WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY queue",
         jobs = t.jobs,
+        due = t.due_candidates,
         lock = lock_executions_cte(t, "SELECT execution_id FROM due", "true"),
     );
     let rows = retry_deadlocks(|| async {

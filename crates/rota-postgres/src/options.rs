@@ -99,6 +99,9 @@ pub(crate) struct Tables {
     /// `rota_claim_candidates(queue, labels, kinds, max)`: the claim's
     /// candidate rows, locked, planned without the table's statistics.
     pub(crate) claim_candidates: String,
+    /// `rota_due_candidates(now, max)`: the promotion's candidate rows,
+    /// locked, planned without the table's statistics.
+    pub(crate) due_candidates: String,
     /// The NOTIFY channel (unquoted): `rota_jobs` or `rota_jobs_<schema>`.
     pub(crate) channel: String,
     /// The schema, validated.
@@ -136,6 +139,7 @@ impl Tables {
             events_seq: q("rota_events_seq"),
             deliveries: q("rota_deliveries"),
             claim_candidates: q("rota_claim_candidates"),
+            due_candidates: q("rota_due_candidates"),
             channel: match schema {
                 Some(s) => format!("rota_jobs_{s}"),
                 None => "rota_jobs".to_owned(),

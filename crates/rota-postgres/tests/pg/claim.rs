@@ -335,3 +335,47 @@ async fn claim_walks_the_claim_index_in_order_without_statistics() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_walks_the_due_index_in_order_without_statistics() {
+    // Like the claim: without statistics, every due job was read through a
+    // bitmap scan and sorted on each promotion call.
+    with_one_connection(|driver, _| async move {
+        exec_sql(
+            &driver,
+            "ALTER TABLE {schema}.rota_jobs SET (autovacuum_enabled = false)",
+        )
+        .await;
+        // All due at one instant, as a bulk schedule would be.
+        exec_sql(
+            &driver,
+            "INSERT INTO {schema}.rota_jobs (kind, queue, state, args, max_attempts, run_at, created_at)
+             SELECT 'noop', 'default', 'scheduled', '{\"i\": 1}', 25, now() - interval '1 second', now()
+             FROM generate_series(1, 300000)",
+        )
+        .await;
+        let read = || {
+            jobs_stat(
+                &driver,
+                "pg_stat_user_indexes",
+                "idx_tup_read",
+                "indexrelname = 'rota_jobs_due_idx'",
+            )
+        };
+        let before = read().await;
+        let promoted = driver
+            .job_promote_due(&rota_driver::JobPromoteParams {
+                now: now(),
+                limit: 500,
+            })
+            .await
+            .unwrap();
+        assert_eq!(promoted.iter().map(|q| q.count).sum::<u64>(), 500);
+        let entries = read().await - before;
+        assert!(
+            entries < 2_000,
+            "promoting 500 jobs read {entries} due-index entries of 300,000"
+        );
+    })
+    .await;
+}

@@ -37,7 +37,16 @@ async fn rollback_leaves_nothing_commit_is_claimed_fast() {
     let client = db
         .builder()
         .await
-        .config(fast_config().queue("default", 4))
+        // Polling so rare that only the store's commit watch can start a
+        // job within the bound below (a fixed 50 ms bound against a 100 ms
+        // poll failed on a loaded CI machine).
+        .config(
+            rota::Config {
+                poll_interval: Duration::from_secs(30),
+                ..fast_config()
+            }
+            .queue("default", 4),
+        )
         .worker(Shipper(started.clone()))
         .build()
         .unwrap();
@@ -77,7 +86,8 @@ async fn rollback_leaves_nothing_commit_is_claimed_fast() {
         .unwrap();
     assert!(all.jobs.is_empty());
 
-    // Committed: both exist and the job starts within 50 ms of the commit.
+    // Committed: both exist and the job starts well within the poll
+    // interval: woken by the commit itself.
     let mut worst = Duration::ZERO;
     for order in 2..7 {
         tokio::time::sleep(Duration::from_millis(100)).await; // idle worker
@@ -110,8 +120,8 @@ async fn rollback_leaves_nothing_commit_is_claimed_fast() {
         worst = worst.max(at.saturating_duration_since(committed));
     }
     assert!(
-        worst <= Duration::from_millis(50),
-        "commit to claim took {worst:?}"
+        worst <= Duration::from_secs(2),
+        "commit to claim took {worst:?}: not woken by the commit"
     );
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
         .fetch_one(&pool)
