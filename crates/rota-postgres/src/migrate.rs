@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "claim_plan",
         sql: include_str!("../migrations/0006_claim_plan.sql"),
     },
+    Migration {
+        version: 7,
+        name: "queue_listing_index",
+        sql: include_str!("../migrations/0007_queue_listing_index.sql"),
+    },
 ];
 
 /// The placeholder migrations use for the quoted target schema.
