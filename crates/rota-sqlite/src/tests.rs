@@ -356,6 +356,37 @@ async fn listing_failures_uses_the_failed_index() {
 }
 
 #[tokio::test]
+async fn listing_running_jobs_uses_the_lease_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) = connection(&dir).await;
+    for params in [
+        rota_driver::JobListParams {
+            states: vec![rota_core::JobState::Running],
+            limit: 1,
+            ..Default::default()
+        },
+        rota_driver::JobListParams {
+            states: vec![rota_core::JobState::Running],
+            queue: Some("q".into()),
+            kind: Some("k".into()),
+            before_id: Some(10),
+            ids: Some(vec![1, 2]),
+            limit: 50,
+            ..Default::default()
+        },
+    ] {
+        let query = jobs::list_query(&params).unwrap().unwrap();
+        let sql = query.sql();
+        let sql = sql.as_str();
+        let plan = plan(&mut conn, sql).await;
+        assert!(
+            plan.contains("rota_jobs_lease_idx"),
+            "{sql}\n--- plan ---\n{plan}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn hot_statements_use_their_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut conn, _) = connection(&dir).await;
