@@ -15,6 +15,7 @@
 //!    enqueue-commit → handler-start percentiles;
 //! 5. the machine and store settings, so a figure can be judged.
 
+mod baseline;
 mod fresh;
 mod machine;
 mod phases;
