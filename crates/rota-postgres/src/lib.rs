@@ -4,7 +4,7 @@
 //!
 //! - claims use `FOR UPDATE SKIP LOCKED` over a partial index of available
 //!   jobs, so many workers claim concurrently and the claim stays flat as the
-//!   finished history grows; the candidates come from a PL/pgSQL function whose
+//!   finished history grows; the claim is a PL/pgSQL function whose
 //!   planner settings keep that an ordered index walk even when the
 //!   table's statistics are stale;
 //! - bulk inserts send one `INSERT ... SELECT FROM UNNEST(...)` per few

@@ -96,9 +96,9 @@ pub(crate) struct Tables {
     pub(crate) events_seq: String,
     /// `rota_deliveries`.
     pub(crate) deliveries: String,
-    /// `rota_claim_candidates(queue, labels, kinds, max)`: the claim's
-    /// candidate rows, locked, planned without the table's statistics.
-    pub(crate) claim_candidates: String,
+    /// `rota_claim(queue, labels, kinds, max, token, expires, now, node)`:
+    /// the claim, planned without the table's statistics.
+    pub(crate) claim: String,
     /// `rota_due_candidates(now, max)`: the promotion's candidate rows,
     /// locked, planned without the table's statistics.
     pub(crate) due_candidates: String,
@@ -138,7 +138,7 @@ impl Tables {
             events: q("rota_events"),
             events_seq: q("rota_events_seq"),
             deliveries: q("rota_deliveries"),
-            claim_candidates: q("rota_claim_candidates"),
+            claim: q("rota_claim"),
             due_candidates: q("rota_due_candidates"),
             channel: match schema {
                 Some(s) => format!("rota_jobs_{s}"),

@@ -1,5 +1,6 @@
 //! Transactional enqueue in the caller's own SQLite transaction: a rollback
-//! leaves no job; a commit is claimed within 50 ms.
+//! leaves no job; a commit wakes the worker (claimed long before the next
+//! poll would find it).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
