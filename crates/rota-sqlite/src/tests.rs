@@ -331,35 +331,38 @@ async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
         .join("\n")
 }
 
-#[tokio::test]
-async fn listing_failures_uses_the_failed_index() {
+/// Asserts that the listing for each of `listings` reads `index`.
+async fn assert_listings_use(listings: Vec<rota_driver::JobListParams>, index: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (mut conn, _) = connection(&dir).await;
-    for states in [
-        vec![rota_core::JobState::Failed],
-        vec![rota_core::JobState::Canceled, rota_core::JobState::Failed],
-    ] {
-        let params = rota_driver::JobListParams {
-            states,
-            limit: 50,
-            ..Default::default()
-        };
+    for params in listings {
         let query = jobs::list_query(&params).unwrap().unwrap();
         let sql = query.sql();
         let sql = sql.as_str();
         let plan = plan(&mut conn, sql).await;
-        assert!(
-            plan.contains("rota_jobs_failed_idx"),
-            "{sql}\n--- plan ---\n{plan}"
-        );
+        assert!(plan.contains(index), "{sql}\n--- plan ---\n{plan}");
     }
 }
 
 #[tokio::test]
+async fn listing_failures_uses_the_failed_index() {
+    let listings = [
+        vec![rota_core::JobState::Failed],
+        vec![rota_core::JobState::Canceled, rota_core::JobState::Failed],
+    ]
+    .into_iter()
+    .map(|states| rota_driver::JobListParams {
+        states,
+        limit: 50,
+        ..Default::default()
+    })
+    .collect();
+    assert_listings_use(listings, "rota_jobs_failed_idx").await;
+}
+
+#[tokio::test]
 async fn listing_running_jobs_uses_the_lease_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut conn, _) = connection(&dir).await;
-    for params in [
+    let listings = vec![
         rota_driver::JobListParams {
             states: vec![rota_core::JobState::Running],
             limit: 1,
@@ -374,16 +377,8 @@ async fn listing_running_jobs_uses_the_lease_index() {
             limit: 50,
             ..Default::default()
         },
-    ] {
-        let query = jobs::list_query(&params).unwrap().unwrap();
-        let sql = query.sql();
-        let sql = sql.as_str();
-        let plan = plan(&mut conn, sql).await;
-        assert!(
-            plan.contains("rota_jobs_lease_idx"),
-            "{sql}\n--- plan ---\n{plan}"
-        );
-    }
+    ];
+    assert_listings_use(listings, "rota_jobs_lease_idx").await;
 }
 
 #[tokio::test]

@@ -237,6 +237,35 @@ async fn jobs_seq_scans(driver: &rota_postgres::PgDriver) -> i64 {
     .await
 }
 
+/// Index entries read from `index` so far (see [`jobs_stat`]).
+async fn index_entries_read(driver: &rota_postgres::PgDriver, index: &str) -> i64 {
+    let filter = format!("indexrelname = '{index}'");
+    jobs_stat(driver, "pg_stat_user_indexes", "idx_tup_read", &filter).await
+}
+
+/// Puts 300,000 jobs in `state`, due at `run_at` (SQL), into a table that
+/// has no statistics and gets none (autovacuum off). Without statistics the
+/// ordered index walk and a bitmap scan plus sort cost nearly the same, so
+/// the planner's choice turns on details: rows of this shape (the bench's)
+/// gave the bitmap plan from somewhere between 150,000 and 300,000 rows on.
+/// Plain SQL loads them in a second.
+async fn load_without_statistics(driver: &rota_postgres::PgDriver, state: &str, run_at: &str) {
+    exec_sql(
+        driver,
+        "ALTER TABLE {schema}.rota_jobs SET (autovacuum_enabled = false)",
+    )
+    .await;
+    exec_sql(
+        driver,
+        &format!(
+            "INSERT INTO {{schema}}.rota_jobs (kind, queue, state, args, max_attempts, run_at, created_at)
+             SELECT 'noop', 'default', '{state}', '{{\"i\": 1}}', 25, {run_at}, now()
+             FROM generate_series(1, 300000)"
+        ),
+    )
+    .await;
+}
+
 /// Runs `sql` (with `{schema}` replaced) on the driver's pool.
 async fn exec_sql(driver: &rota_postgres::PgDriver, sql: &str) {
     let sql = sql.replace("{schema}", &format!("\"{}\"", driver.schema().unwrap()));
@@ -291,31 +320,8 @@ async fn claim_walks_the_claim_index_in_order_without_statistics() {
     // then sorted them: 380 ms per claim with 300,000 queued. The claim must
     // read about as many index entries as it claims, in index order.
     with_one_connection(|driver, _| async move {
-        exec_sql(
-            &driver,
-            "ALTER TABLE {schema}.rota_jobs SET (autovacuum_enabled = false)",
-        )
-        .await;
-        // Without statistics the two plans cost nearly the same, so the
-        // choice turns on details: these rows (the shape of the bench's)
-        // gave the bitmap plan from somewhere between 150,000 and 300,000
-        // rows on. Plain SQL loads them in a second.
-        exec_sql(
-            &driver,
-            "INSERT INTO {schema}.rota_jobs (kind, queue, state, args, max_attempts, run_at, created_at)
-             SELECT 'noop', 'default', 'available', '{\"i\": 1}', 25, now(), now()
-             FROM generate_series(1, 300000)",
-        )
-        .await;
-        let read = || {
-            jobs_stat(
-                &driver,
-                "pg_stat_user_indexes",
-                "idx_tup_read",
-                "indexrelname = 'rota_jobs_claim_idx'",
-            )
-        };
-        let before = read().await;
+        load_without_statistics(&driver, "available", "now()").await;
+        let before = index_entries_read(&driver, "rota_jobs_claim_idx").await;
         let got = driver
             .job_claim(&rota_driver::JobClaimParams {
                 kinds: Some(vec!["noop".to_owned()]),
@@ -334,7 +340,7 @@ async fn claim_walks_the_claim_index_in_order_without_statistics() {
         .unwrap();
         let ids: Vec<i64> = got.iter().map(|j| j.id).collect();
         assert_eq!(ids, (first..first + 500).collect::<Vec<_>>());
-        let entries = read().await - before;
+        let entries = index_entries_read(&driver, "rota_jobs_claim_idx").await - before;
         assert!(
             entries < 2_000,
             "a 500-job claim read {entries} claim-index entries of 300,000"
@@ -348,28 +354,9 @@ async fn promotion_walks_the_due_index_in_order_without_statistics() {
     // Like the claim: without statistics, every due job was read through a
     // bitmap scan and sorted on each promotion call.
     with_one_connection(|driver, _| async move {
-        exec_sql(
-            &driver,
-            "ALTER TABLE {schema}.rota_jobs SET (autovacuum_enabled = false)",
-        )
-        .await;
         // All due at one instant, as a bulk schedule would be.
-        exec_sql(
-            &driver,
-            "INSERT INTO {schema}.rota_jobs (kind, queue, state, args, max_attempts, run_at, created_at)
-             SELECT 'noop', 'default', 'scheduled', '{\"i\": 1}', 25, now() - interval '1 second', now()
-             FROM generate_series(1, 300000)",
-        )
-        .await;
-        let read = || {
-            jobs_stat(
-                &driver,
-                "pg_stat_user_indexes",
-                "idx_tup_read",
-                "indexrelname = 'rota_jobs_due_id_idx'",
-            )
-        };
-        let before = read().await;
+        load_without_statistics(&driver, "scheduled", "now() - interval '1 second'").await;
+        let before = index_entries_read(&driver, "rota_jobs_due_id_idx").await;
         let promoted = driver
             .job_promote_due(&rota_driver::JobPromoteParams {
                 now: now(),
@@ -378,7 +365,7 @@ async fn promotion_walks_the_due_index_in_order_without_statistics() {
             .await
             .unwrap();
         assert_eq!(promoted.iter().map(|q| q.count).sum::<u64>(), 500);
-        let entries = read().await - before;
+        let entries = index_entries_read(&driver, "rota_jobs_due_id_idx").await - before;
         assert!(
             entries < 2_000,
             "promoting 500 jobs read {entries} due-index entries of 300,000"
