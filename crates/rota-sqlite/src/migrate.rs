@@ -46,6 +46,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "lean_job_indexes",
         sql: include_str!("../migrations/0004_lean_job_indexes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "drop_kind_index",
+        sql: include_str!("../migrations/0005_drop_kind_index.sql"),
+    },
 ];
 
 fn failed(step: &str, err: sqlx::Error) -> DriverError {

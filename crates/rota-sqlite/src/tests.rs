@@ -382,6 +382,26 @@ async fn listing_running_jobs_uses_the_lease_index() {
 }
 
 #[tokio::test]
+async fn listing_by_kind_scans_the_primary_key_backwards() {
+    // Migration 0005 dropped the (kind, id) index, which cost every insert
+    // an entry; a kind listing walks the newest rows instead.
+    let listings = vec![rota_driver::JobListParams {
+        kind: Some("email".into()),
+        limit: 50,
+        ..Default::default()
+    }];
+    assert_listings_use(listings, "SCAN rota_jobs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) = connection(&dir).await;
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'rota_jobs_kind_idx'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "migration 0005 drops the kind index");
+}
+
+#[tokio::test]
 async fn hot_statements_use_their_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut conn, _) = connection(&dir).await;
