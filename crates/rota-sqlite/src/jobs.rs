@@ -162,10 +162,11 @@ fn match_returned(
 }
 
 /// The unfinished job holding a unique key.
-const HOLDER_SQL: &str = concat!(
+pub(crate) const HOLDER_SQL: &str = concat!(
     "SELECT ",
     job_columns!(),
-    " FROM rota_jobs WHERE unique_key = ? AND state NOT IN ('succeeded', 'failed', 'canceled')"
+    " FROM rota_jobs WHERE unique_key = ? \
+     AND state <> 'succeeded' AND state <> 'failed' AND state <> 'canceled'"
 );
 
 fn no_holder(key: &str) -> DriverError {
@@ -580,20 +581,37 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, id: i64) -> Result<Job> 
     Ok(job)
 }
 
+/// The rows retention prunes, as `rota_jobs_finished_idx` (migration 0006)
+/// holds them; SQLite uses a partial index only when the query repeats its
+/// terms.
+macro_rules! prunable {
+    () => {
+        "finished_at IS NOT NULL AND execution_id IS NULL \
+         AND state IN ('succeeded', 'failed', 'canceled')"
+    };
+}
+
 /// Deletes the oldest finished jobs that finished before a time.
-pub(crate) const PRUNE_AGE_SQL: &str = "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
-     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') AND execution_id IS NULL \
-     AND finished_at < ? ORDER BY finished_at, id LIMIT ?)";
+pub(crate) const PRUNE_AGE_SQL: &str = concat!(
+    "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
+     INDEXED BY rota_jobs_finished_idx WHERE ",
+    prunable!(),
+    " AND finished_at < ? ORDER BY finished_at, id LIMIT ?)"
+);
 
 /// Deletes the oldest finished jobs beyond the newest N (N ≥ 1): finds the
 /// N-th newest `(finished_at, id)` by a short descending index walk, then
 /// deletes upwards from the oldest, both in index order.
-pub(crate) const PRUNE_KEEP_SQL: &str = "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
-     INDEXED BY rota_jobs_finished_idx WHERE state IN ('succeeded', 'failed', 'canceled') AND execution_id IS NULL \
-     AND (finished_at, id) < (SELECT finished_at, id FROM rota_jobs INDEXED BY rota_jobs_finished_idx \
-         WHERE state IN ('succeeded', 'failed', 'canceled') AND execution_id IS NULL \
-         ORDER BY finished_at DESC, id DESC LIMIT 1 OFFSET ?) \
-     ORDER BY finished_at, id LIMIT ?)";
+pub(crate) const PRUNE_KEEP_SQL: &str = concat!(
+    "DELETE FROM rota_jobs WHERE id IN (SELECT id FROM rota_jobs \
+     INDEXED BY rota_jobs_finished_idx WHERE ",
+    prunable!(),
+    " AND (finished_at, id) < (SELECT finished_at, id FROM rota_jobs \
+     INDEXED BY rota_jobs_finished_idx WHERE ",
+    prunable!(),
+    " ORDER BY finished_at DESC, id DESC LIMIT 1 OFFSET ?) \
+     ORDER BY finished_at, id LIMIT ?)"
+);
 
 /// Deletes finished jobs that finished before `finished_before` and those
 /// beyond the newest `keep_last` (by `finished_at`, id), at most `limit`.

@@ -53,6 +53,8 @@ mod row;
 mod runs;
 mod schedules;
 #[cfg(test)]
+mod schema_tests;
+#[cfg(test)]
 mod tests;
 mod watch;
 mod webhooks;

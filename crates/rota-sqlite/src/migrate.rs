@@ -51,6 +51,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "drop_kind_index",
         sql: include_str!("../migrations/0005_drop_kind_index.sql"),
     },
+    Migration {
+        version: 6,
+        name: "no_constant_in_lists",
+        sql: include_str!("../migrations/0006_no_constant_in_lists.sql"),
+    },
 ];
 
 fn failed(step: &str, err: sqlx::Error) -> DriverError {

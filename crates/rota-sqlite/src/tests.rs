@@ -411,6 +411,7 @@ async fn hot_statements_use_their_indexes() {
         (runs::EXPIRED_SQL.to_owned(), "rota_jobs_lease_idx"),
         (jobs::PRUNE_AGE_SQL.to_owned(), "rota_jobs_finished_idx"),
         (jobs::PRUNE_KEEP_SQL.to_owned(), "rota_jobs_finished_idx"),
+        (jobs::HOLDER_SQL.to_owned(), "rota_jobs_unique_key_idx"),
         (runs::finish_sql(3), "INTEGER PRIMARY KEY"),
         (runs::succeed_sql(3), "INTEGER PRIMARY KEY"),
         (runs::heartbeat_sql(3), "INTEGER PRIMARY KEY"),
