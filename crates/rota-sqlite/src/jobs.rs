@@ -78,7 +78,7 @@ impl JobOrigin {
 /// The multi-row insert of `n` jobs. Returns only what
 /// [`match_returned`] needs: decoding whole rows would halve bulk-insert
 /// throughput, and every other column is known from the input.
-fn insert_sql(n: usize, origin: JobOrigin) -> String {
+pub(crate) fn insert_sql(n: usize, origin: JobOrigin) -> String {
     // Plain inserts (the hot path) keep the short statement.
     let (columns, row) = if origin.is_none() {
         (INSERT_COLUMNS, INSERT_ROW)

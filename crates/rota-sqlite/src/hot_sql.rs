@@ -1,0 +1,26 @@
+//! The SQL of the writer's hot statements, for measuring them outside the
+//! engine (`rota-bench`'s `sqlite_costs` example runs them under
+//! callgrind). Not a stable API: the text changes with the driver.
+
+use crate::jobs::{self, JobOrigin};
+use crate::runs;
+
+/// The claim: up to `?7` available jobs of queue `?5` become `running`
+/// with lease token `?1`, expiry `?2`, start `?3` and node `?4`; `?6` is
+/// the node's labels (JSON), `?8` the kinds it runs (JSON array or NULL).
+/// Returns whole job rows.
+pub const CLAIM: &str = runs::CLAIM_SQL;
+
+/// The multi-row insert of `n` jobs without an execution or schedule: 13
+/// parameters per row, in the order `kind, queue, state, priority, args,
+/// max_attempts, run_at, created_at, labels, attributes, unique_key,
+/// timeout_ms, trace_context`.
+pub fn insert(n: usize) -> String {
+    jobs::insert_sql(n, JobOrigin::default())
+}
+
+/// The plain-success finish of `n` runs: `(id, lease_token, attempt,
+/// finished_at)` per row.
+pub fn succeed(n: usize) -> String {
+    runs::succeed_sql(n)
+}
