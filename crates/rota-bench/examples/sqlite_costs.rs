@@ -100,7 +100,7 @@ fn load(c: &Connection, n: usize) -> rusqlite::Result<()> {
     c.execute_batch("COMMIT")
 }
 
-fn process(c: &Connection, n: usize) -> rusqlite::Result<()> {
+fn process(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
     load(c, n)?;
     let finish = hot_sql::succeed(512);
     let mut now = 2_000_000_i64;
@@ -132,7 +132,15 @@ fn process(c: &Connection, n: usize) -> rusqlite::Result<()> {
                 ]);
             }
             params.resize(4 * 512, Value::Null);
-            run(c, &finish, &params)?;
+            // As the writer: in a savepoint, kept when every row changed.
+            c.prepare_cached("SAVEPOINT quiet")?.execute([])?;
+            let changed = c
+                .prepare_cached(&finish)?
+                .execute(params_from_iter(params.iter()))?;
+            if changed != chunk.len() {
+                return Err(format!("{changed} of {} runs finished", chunk.len()).into());
+            }
+            c.prepare_cached("RELEASE quiet")?.execute([])?;
         }
         c.execute_batch("COMMIT")?;
     }

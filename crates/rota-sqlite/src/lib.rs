@@ -43,6 +43,8 @@ mod api_keys;
 mod bind;
 mod error;
 mod executions;
+#[cfg(test)]
+mod finish_tests;
 #[doc(hidden)]
 pub mod hot_sql;
 mod jobs;

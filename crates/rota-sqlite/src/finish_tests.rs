@@ -1,0 +1,128 @@
+//! Unit tests of the writer's finish of plain successes: the statement
+//! without `RETURNING` when every run applies, the returning one when a
+//! lease is stale or an id repeats, and no transaction left behind.
+
+use jiff::Timestamp;
+use rota_core::JobState;
+use rota_driver::{FinishResult, JobFinishParams};
+use sqlx::ConnectOptions;
+
+use crate::options::{SqliteOptions, connect_options_with};
+use crate::runs::{FinishPlan, finish_many_native};
+use crate::{migrate, writer};
+
+/// A migrated database with `n` running jobs (ids 1..=n) of lease token 7.
+async fn running_jobs(dir: &tempfile::TempDir, n: usize) -> rusqlite::Connection {
+    let path = dir.path().join("finish.db");
+    let opts = connect_options_with(path.to_str().unwrap(), &SqliteOptions::default()).unwrap();
+    let mut conn = opts.connect().await.unwrap();
+    migrate::migrate(&mut conn).await.unwrap();
+    let options = SqliteOptions::default();
+    let native =
+        writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
+    for _ in 0..n {
+        native
+            .execute(
+                "INSERT INTO rota_jobs (kind, queue, state, attempt, max_attempts, run_at, \
+                 created_at, lease_token, lease_expires_at) \
+                 VALUES ('k', 'q', 'running', 1, 3, 0, 0, 7, 1000)",
+                [],
+            )
+            .unwrap();
+    }
+    native
+}
+
+fn success(id: i64, lease_token: i64) -> JobFinishParams {
+    JobFinishParams {
+        id,
+        lease_token,
+        lease_expired_before: None,
+        state: JobState::Succeeded,
+        attempt: 1,
+        run_at: None,
+        finished_at: Some(Timestamp::from_second(1_000_000).unwrap()),
+        error: None,
+        output: None,
+        progress: None,
+        exit_code: None,
+    }
+}
+
+fn finish(native: &rusqlite::Connection, params: &[JobFinishParams]) -> Vec<FinishResult> {
+    let plan = FinishPlan::new(params).unwrap();
+    let (results, woken) = finish_many_native(native, plan, params).unwrap();
+    assert!(woken.is_empty(), "a success wakes no queue");
+    assert!(native.is_autocommit(), "no transaction left open");
+    results
+}
+
+fn states(native: &rusqlite::Connection) -> Vec<String> {
+    let mut st = native
+        .prepare("SELECT state FROM rota_jobs ORDER BY id")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn applied(results: &[FinishResult]) -> Vec<bool> {
+    results.iter().map(|r| r.applied).collect()
+}
+
+#[tokio::test]
+async fn every_run_applying_is_reported_and_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = running_jobs(&dir, 3).await;
+    let results = finish(&native, &[success(3, 7), success(1, 7), success(2, 7)]);
+    assert_eq!(applied(&results), [true, true, true]);
+    assert_eq!(
+        results.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [3, 1, 2],
+        "results keep input order"
+    );
+    assert_eq!(states(&native), ["succeeded"; 3]);
+    let tokens: i64 = native
+        .query_row(
+            "SELECT count(*) FROM rota_jobs WHERE lease_token IS NULL AND finished_at = 1000000000000",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tokens, 3);
+}
+
+#[tokio::test]
+async fn a_stale_lease_applies_nothing_of_its_own_and_the_rest_still_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = running_jobs(&dir, 3).await;
+    let results = finish(&native, &[success(1, 7), success(2, 8), success(3, 7)]);
+    assert_eq!(applied(&results), [true, false, true]);
+    assert_eq!(states(&native), ["succeeded", "running", "succeeded"]);
+    // Finished already: nothing applies a second time.
+    let again = finish(&native, &[success(1, 7)]);
+    assert_eq!(applied(&again), [false]);
+}
+
+#[tokio::test]
+async fn a_repeated_id_applies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = running_jobs(&dir, 2).await;
+    let results = finish(&native, &[success(1, 7), success(1, 7), success(2, 7)]);
+    assert_eq!(applied(&results), [true, false, true]);
+    assert_eq!(states(&native), ["succeeded"; 2]);
+}
+
+#[tokio::test]
+async fn inside_a_transaction_it_neither_commits_nor_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = running_jobs(&dir, 2).await;
+    native.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let plan = FinishPlan::new(&[success(1, 7), success(2, 9)]).unwrap();
+    let (results, _) = finish_many_native(&native, plan, &[success(1, 7), success(2, 9)]).unwrap();
+    assert_eq!(applied(&results), [true, false]);
+    assert!(!native.is_autocommit(), "the caller's transaction goes on");
+    native.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(states(&native), ["running"; 2]);
+}
