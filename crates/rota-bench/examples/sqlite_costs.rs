@@ -106,20 +106,37 @@ fn process(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
     let mut now = 2_000_000_i64;
     loop {
         now += 1_000;
-        let claim = [
-            Value::Integer(7),
-            Value::Integer(now + 30_000_000),
-            Value::Integer(now),
-            Value::Text("node".into()),
+        // As the writer: the read and the update in one transaction.
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        let choose = [
             Value::Text("bench".into()),
             Value::Text("{}".into()),
             Value::Integer(1_000),
             Value::Null,
         ];
-        let ids = run(c, hot_sql::CLAIM, &claim)?;
+        let ids = run(c, hot_sql::CLAIM_SELECT, &choose)?;
         if ids.is_empty() {
+            c.execute_batch("COMMIT")?;
             return Ok(());
         }
+        let list = format!(
+            "[{}]",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        );
+        let mark = [
+            Value::Integer(7),
+            Value::Integer(now + 30_000_000),
+            Value::Integer(now),
+            Value::Text("node".into()),
+            Value::Text(list),
+        ];
+        let marked = c
+            .prepare_cached(hot_sql::CLAIM_UPDATE)?
+            .execute(params_from_iter(mark.iter()))?;
+        if marked != ids.len() {
+            return Err(format!("{marked} of {} claimed jobs marked", ids.len()).into());
+        }
+        c.execute_batch("COMMIT")?;
         c.execute_batch("BEGIN IMMEDIATE")?;
         for chunk in ids.chunks(512) {
             let mut params = Vec::with_capacity(4 * 512);

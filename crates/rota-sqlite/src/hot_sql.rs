@@ -5,11 +5,15 @@
 use crate::jobs::{self, JobOrigin};
 use crate::runs;
 
-/// The claim: up to `?7` available jobs of queue `?5` become `running`
-/// with lease token `?1`, expiry `?2`, start `?3` and node `?4`; `?6` is
-/// the node's labels (JSON), `?8` the kinds it runs (JSON array or NULL).
-/// Returns whole job rows.
-pub const CLAIM: &str = runs::CLAIM_SQL;
+/// The claim's read: whole rows of up to `?3` available jobs of queue
+/// `?1`, in claim order; `?2` is the node's labels (JSON), `?4` the kinds it
+/// runs (JSON array or NULL).
+pub const CLAIM_SELECT: &str = runs::CLAIM_SELECT_SQL;
+
+/// The claim's write, in the read's transaction: the jobs whose ids are
+/// in the JSON array `?5` become `running` with lease token `?1`, expiry
+/// `?2`, start `?3` and node `?4`.
+pub const CLAIM_UPDATE: &str = runs::CLAIM_UPDATE_SQL;
 
 /// The multi-row insert of `n` jobs without an execution or schedule: 13
 /// parameters per row, in the order `kind, queue, state, priority, args,

@@ -43,8 +43,6 @@ mod api_keys;
 mod bind;
 mod error;
 mod executions;
-#[cfg(test)]
-mod finish_tests;
 #[doc(hidden)]
 pub mod hot_sql;
 mod jobs;
@@ -55,6 +53,8 @@ mod options;
 mod queues;
 mod row;
 mod runs;
+#[cfg(test)]
+mod runs_tests;
 mod schedules;
 #[cfg(test)]
 mod schema_tests;

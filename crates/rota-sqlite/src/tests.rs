@@ -406,7 +406,8 @@ async fn hot_statements_use_their_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut conn, _) = connection(&dir).await;
     let cases: Vec<(String, &str)> = vec![
-        (runs::CLAIM_SQL.to_owned(), "rota_jobs_claim_idx"),
+        (runs::CLAIM_SELECT_SQL.to_owned(), "rota_jobs_claim_idx"),
+        (runs::CLAIM_UPDATE_SQL.to_owned(), "INTEGER PRIMARY KEY"),
         (runs::PROMOTE_SQL.to_owned(), "rota_jobs_promote_idx"),
         (runs::EXPIRED_SQL.to_owned(), "rota_jobs_lease_idx"),
         (jobs::PRUNE_AGE_SQL.to_owned(), "rota_jobs_finished_idx"),
@@ -559,7 +560,7 @@ async fn hot_statements_are_not_re_prepared_per_binding() {
     let (_conn, opts) = connection(&dir).await;
     let native = native(&opts);
     let cases: [(&str, &str, usize); 3] = [
-        (runs::CLAIM_SQL, "claim", 8),
+        (runs::CLAIM_SELECT_SQL, "claim", 4),
         (runs::PROMOTE_SQL, "promote", 2),
         (runs::EXPIRED_SQL, "expired", 2),
     ];
@@ -590,7 +591,7 @@ async fn job_statements_return_the_decoded_columns_in_order() {
     let native = native(&opts);
     let expected: Vec<&str> = crate::row::JOB_COLUMNS.split(", ").collect();
     assert_eq!(expected.len(), 28);
-    for sql in [runs::CLAIM_SQL, runs::EXPIRED_SQL] {
+    for sql in [runs::CLAIM_SELECT_SQL, runs::EXPIRED_SQL] {
         let st = native.prepare(sql).unwrap();
         assert_eq!(st.column_names(), expected, "{sql}");
     }

@@ -221,8 +221,8 @@ impl Writer {
         }
     }
 
-    /// Runs the claims parked on the queues a commit just woke, each as
-    /// one autocommit statement, right after the callers of that commit
+    /// Runs the claims parked on the queues a commit just woke, each in a
+    /// transaction of its own, right after the callers of that commit
     /// were answered: the job goes to an idle producer without the wake-up
     /// → producer → writer round trip, and the enqueuer never waits for it.
     fn claim_parked(&mut self, woken: &BTreeSet<String>) {

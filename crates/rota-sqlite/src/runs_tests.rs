@@ -1,14 +1,17 @@
-//! Unit tests of the writer's finish of plain successes: the statement
-//! without `RETURNING` when every run applies, the returning one when a
-//! lease is stale or an id repeats, and no transaction left behind.
+//! Unit tests of the writer's claim (a read and an update whose effect is
+//! also applied to the jobs as read) and of its finish of plain successes
+//! (the statement without `RETURNING` when every run applies, the
+//! returning one when a lease is stale or an id repeats), and that neither
+//! leaves a transaction behind.
 
 use jiff::Timestamp;
-use rota_core::JobState;
-use rota_driver::{FinishResult, JobFinishParams};
+use rota_core::{Job, JobState};
+use rota_driver::{FinishResult, JobClaimParams, JobFinishParams};
 use sqlx::ConnectOptions;
 
 use crate::options::{SqliteOptions, connect_options_with};
-use crate::runs::{FinishPlan, finish_many_native};
+use crate::row::{JOB_COLUMNS, job_from_row};
+use crate::runs::{FinishPlan, claim_native, finish_many_native};
 use crate::{migrate, writer};
 
 /// A migrated database with `n` running jobs (ids 1..=n) of lease token 7.
@@ -125,4 +128,113 @@ async fn inside_a_transaction_it_neither_commits_nor_ends_it() {
     assert!(!native.is_autocommit(), "the caller's transaction goes on");
     native.execute_batch("ROLLBACK").unwrap();
     assert_eq!(states(&native), ["running"; 2]);
+}
+
+/// Jobs as stored, by id.
+fn stored(native: &rusqlite::Connection) -> Vec<Job> {
+    let mut st = native
+        .prepare(&format!("SELECT {JOB_COLUMNS} FROM rota_jobs ORDER BY id"))
+        .unwrap();
+    let mut rows = st.query([]).unwrap();
+    let mut jobs = Vec::new();
+    while let Some(r) = rows.next().unwrap() {
+        jobs.push(job_from_row(r).unwrap());
+    }
+    jobs
+}
+
+fn claim_params(max: u32) -> JobClaimParams {
+    JobClaimParams {
+        queue: "q".into(),
+        max,
+        node_id: "node-1".into(),
+        node_labels: Default::default(),
+        kinds: None,
+        lease_token: 42,
+        // Sub-microsecond parts: stored, and so returned, as microseconds.
+        lease_expires_at: Timestamp::from_nanosecond(2_000_000_000_000_123_456).unwrap(),
+        now: Timestamp::from_nanosecond(1_000_000_000_000_654_321).unwrap(),
+    }
+}
+
+/// A migrated database with `n` available jobs of queue `q`, priorities
+/// descending so claim order is not id order.
+async fn available_jobs(dir: &tempfile::TempDir, n: i64) -> rusqlite::Connection {
+    let native = running_jobs(dir, 0).await;
+    for i in 0..n {
+        native
+            .execute(
+                "INSERT INTO rota_jobs (kind, queue, state, priority, max_attempts, run_at, \
+                 created_at, args, errors) VALUES ('k', 'q', 'available', ?1, 3, 0, 0, '{\"i\":1}', '[]')",
+                [n - i],
+            )
+            .unwrap();
+    }
+    native
+}
+
+#[tokio::test]
+async fn claimed_jobs_are_returned_exactly_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = available_jobs(&dir, 5).await;
+    let claimed = claim_native(&native, &claim_params(3)).unwrap();
+    assert!(native.is_autocommit(), "no transaction left open");
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [5, 4, 3],
+        "claim order: priority first"
+    );
+    let stored = stored(&native);
+    for job in &claimed {
+        assert_eq!(job, &stored[(job.id - 1) as usize]);
+        assert_eq!(job.state, JobState::Running);
+        assert_eq!(job.attempt, 1);
+        assert_eq!(job.lease_token, Some(42));
+        assert_eq!(job.node.as_deref(), Some("node-1"));
+        assert_eq!(job.revision, 2);
+        assert_eq!(
+            job.started_at,
+            Some(Timestamp::from_microsecond(1_000_000_000_000_654).unwrap())
+        );
+    }
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|j| j.state == JobState::Available)
+            .count(),
+        2
+    );
+    // The rest, then nothing.
+    assert_eq!(claim_native(&native, &claim_params(10)).unwrap().len(), 2);
+    assert!(claim_native(&native, &claim_params(10)).unwrap().is_empty());
+    assert!(native.is_autocommit());
+}
+
+#[tokio::test]
+async fn a_claim_in_a_caller_transaction_goes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = available_jobs(&dir, 2).await;
+    native.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert_eq!(claim_native(&native, &claim_params(5)).unwrap().len(), 2);
+    assert!(!native.is_autocommit(), "the caller's transaction goes on");
+    native.execute_batch("ROLLBACK").unwrap();
+    assert!(
+        stored(&native)
+            .iter()
+            .all(|j| j.state == JobState::Available)
+    );
+}
+
+#[tokio::test]
+async fn a_paused_queue_gives_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = available_jobs(&dir, 2).await;
+    native
+        .execute(
+            "INSERT INTO rota_queues (name, paused_at, updated_at) VALUES ('q', 1, 1)",
+            [],
+        )
+        .unwrap();
+    assert!(claim_native(&native, &claim_params(5)).unwrap().is_empty());
+    assert!(native.is_autocommit());
 }
