@@ -4,7 +4,7 @@
 //! file next to the given path, or a new PostgreSQL schema), and measures
 //! no-op jobs end to end through the public [`rota::Client`] API:
 //!
-//! 1. **bulk** — `enqueue_many` of N jobs, verified by counting rows;
+//! 1. **bulk** — `enqueue_all` of N jobs, verified by counting rows;
 //! 2. **single** — sequential one-job enqueues (each acknowledged after its
 //!    commit), then the same with 16 concurrent callers (group commit),
 //!    next to a raw one-row-per-commit INSERT loop on the same store and
@@ -33,6 +33,9 @@ pub enum BenchError {
     /// The engine failed.
     #[error(transparent)]
     Rota(#[from] rota::Error),
+    /// A bulk enqueue stopped part way.
+    #[error(transparent)]
+    Bulk(#[from] rota::BulkError),
     /// A raw baseline statement failed.
     #[error("baseline: {0}")]
     Baseline(#[from] rota::sqlx::Error),

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rota::{
-    Client, Config, EnqueueOpts, JobArgs, JobContext, JobListParams, JobOutcome, JobRequest,
-    JobResult, JobState, Store, Worker,
+    BULK_CHUNK, Client, Config, EnqueueOpts, JobArgs, JobContext, JobListParams, JobOutcome,
+    JobRequest, JobResult, JobState, Store, Worker,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +21,6 @@ const Q_BULK: &str = "bench_process";
 const Q_SINGLE: &str = "bench_single";
 const Q_LATENCY: &str = "bench_latency";
 const Q_HISTORY: &str = "bench_history";
-/// Rows per `enqueue_many` call in the bulk phase.
-const BULK_CHUNK: usize = 10_000;
 /// Turns Rota's single-enqueue loop and the raw loop take (see `single`).
 const SINGLE_ROUNDS: u64 = 10;
 
@@ -53,13 +51,12 @@ impl Worker for NoopWorker {
     }
 }
 
-fn requests(queue: &str, range: std::ops::Range<u64>) -> Result<Vec<JobRequest>, BenchError> {
-    range
-        .map(|n| {
-            JobRequest::new(&Noop { n }, EnqueueOpts::default().queue(queue))
-                .map_err(|e| BenchError::Rota(e.into()))
-        })
-        .collect()
+/// No-op requests `range` for `queue`, built as they are consumed.
+fn requests(
+    queue: &str,
+    range: std::ops::Range<u64>,
+) -> impl Iterator<Item = Result<JobRequest, serde_json::Error>> + '_ {
+    range.map(move |n| JobRequest::new(&Noop { n }, EnqueueOpts::default().queue(queue)))
 }
 
 fn rate(jobs: u64, secs: f64) -> Option<f64> {
@@ -144,14 +141,9 @@ pub(crate) async fn run_all(
 async fn bulk(opts: &BenchOptions, client: &Client) -> Result<Phase, BenchError> {
     let before = count(client, Q_BULK, None).await?;
     let t = Instant::now();
-    // Requests are built chunk by chunk (timed: building them is part of
-    // enqueueing) so the bench's own memory stays flat at any N.
-    let mut n = 0;
-    while n < opts.jobs {
-        let upto = (n + BULK_CHUNK as u64).min(opts.jobs);
-        client.enqueue_many(requests(Q_BULK, n..upto)?).await?;
-        n = upto;
-    }
+    // Requests are built as they are consumed (timed: building them is
+    // part of enqueueing), so the bench's own memory stays flat at any N.
+    client.enqueue_all(requests(Q_BULK, 0..opts.jobs)).await?;
     let secs = t.elapsed().as_secs_f64();
     let after = count(client, Q_BULK, None).await?;
     if after - before != opts.jobs as i64 {
@@ -168,7 +160,7 @@ async fn bulk(opts: &BenchOptions, client: &Client) -> Result<Phase, BenchError>
         jobs_per_sec: rate(opts.jobs, secs),
         latency: None,
         notes: vec![format!(
-            "enqueue_many in chunks of {BULK_CHUNK}; rows counted after"
+            "enqueue_all (chunks of {BULK_CHUNK}, each built while the previous one is written); rows counted after"
         )],
     })
 }
@@ -404,12 +396,9 @@ async fn history(
     client: &Client,
 ) -> Result<Phase, BenchError> {
     let t = Instant::now();
-    let mut n = 0;
-    while n < opts.history {
-        let upto = (n + BULK_CHUNK as u64).min(opts.history);
-        client.enqueue_many(requests(Q_HISTORY, n..upto)?).await?;
-        n = upto;
-    }
+    client
+        .enqueue_all(requests(Q_HISTORY, 0..opts.history))
+        .await?;
     let ran = Arc::new(AtomicU64::new(0));
     let worker = Client::builder(fresh.open().await?)
         .config(Config {

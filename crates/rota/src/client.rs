@@ -346,19 +346,31 @@ impl Client {
         &self,
         requests: Vec<JobRequest>,
     ) -> Result<Vec<rota_driver::JobInsertParams>> {
+        // One request's errors name its field; many requests' its position.
+        let first = (requests.len() > 1).then_some(0);
+        self.insert_params_at(requests, first)
+    }
+
+    /// [`insert_params`](Self::insert_params) of requests that start at
+    /// position `first` of a larger input (`None`: a lone request).
+    pub(crate) fn insert_params_at(
+        &self,
+        requests: Vec<JobRequest>,
+        first: Option<usize>,
+    ) -> Result<Vec<rota_driver::JobInsertParams>> {
         let now = self.engine().now();
-        let many = requests.len() > 1;
         requests
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
                 r.into_params(now, self.config().default_max_attempts)
-                    .map_err(|e| {
-                        if many {
-                            ValidationError::new(format!("jobs[{i}].{}", e.field), e.message).into()
-                        } else {
-                            e.into()
-                        }
+                    .map_err(|e| match first {
+                        Some(first) => ValidationError::new(
+                            format!("jobs[{}].{}", first + i, e.field),
+                            e.message,
+                        )
+                        .into(),
+                        None => e.into(),
                     })
             })
             .collect()
@@ -522,7 +534,5 @@ impl Client {
 }
 
 fn count_enqueued(inserted: &[InsertedJob]) {
-    for j in inserted.iter().filter(|j| j.inserted) {
-        metrics::counter!("rota_jobs_enqueued_total", "queue" => j.job.queue.clone()).increment(1);
-    }
+    crate::bulk::tally(inserted);
 }

@@ -44,6 +44,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bulk;
 mod client;
 mod config;
 mod context;
@@ -60,6 +61,7 @@ mod store;
 mod webhooks;
 mod worker;
 
+pub use bulk::{BULK_CHUNK, BulkEnqueued, BulkError};
 pub use client::{Client, ClientBuilder, JobPage, MAX_PAGE, Services};
 pub use config::{Config, ExecutionRetention, Retention};
 pub use context::{CancelReason, DEFAULT_OUTPUT_CAP, JobContext};

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bulk;
 mod cancel;
 mod common;
 mod concurrency;

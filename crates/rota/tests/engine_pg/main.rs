@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../engine/bulk.rs"]
+mod bulk;
 #[path = "../engine/cancel.rs"]
 mod cancel;
 mod common;

@@ -1,0 +1,105 @@
+//! `Client::enqueue_all`: chunks committed in input order, duplicates
+//! counted, and a failing chunk stops it with exactly the chunks before it
+//! committed.
+
+use rota::{BULK_CHUNK, Client, Config, EnqueueOpts, Error, JobRequest};
+use serde_json::json;
+
+use crate::common::{Db, fast_config};
+
+async fn client(db: &Db) -> Client {
+    db.builder()
+        .await
+        .config(Config {
+            maintenance: false,
+            ..fast_config()
+        })
+        .build()
+        .unwrap()
+}
+
+fn request(i: usize) -> JobRequest {
+    JobRequest::raw("bulk", json!({ "i": i }), EnqueueOpts::default())
+}
+
+async fn stored(client: &Client) -> i64 {
+    client.counts().await.unwrap().iter().map(|c| c.count).sum()
+}
+
+#[tokio::test]
+async fn every_chunk_commits_in_input_order_and_duplicates_are_counted() {
+    let Some(db) = Db::new() else { return };
+    let client = client(&db).await;
+    let n = 2 * BULK_CHUNK + 345;
+    // One held key, asked for again in the second chunk.
+    let requests = (0..n).map(|i| {
+        let opts = if i == 3 || i == BULK_CHUNK + 3 {
+            EnqueueOpts::default().unique_key("once")
+        } else {
+            EnqueueOpts::default()
+        };
+        Ok::<_, Error>(JobRequest::raw("bulk", json!({ "i": i }), opts))
+    });
+    let done = client.enqueue_all(requests).await.unwrap();
+    assert_eq!(done.inserted, n as u64 - 1);
+    assert_eq!(done.duplicates, 1);
+    assert_eq!(stored(&client).await, n as i64 - 1);
+    // Ids follow the input: the newest job is the last request.
+    let page = client
+        .list(rota::JobListParams {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let newest: Vec<i64> = page
+        .jobs
+        .iter()
+        .map(|j| j.args["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(newest, [n as i64 - 1, n as i64 - 2]);
+}
+
+#[tokio::test]
+async fn an_invalid_request_stops_it_after_the_chunks_before_its_own() {
+    let Some(db) = Db::new() else { return };
+    let client = client(&db).await;
+    let bad = BULK_CHUNK + 7;
+    let requests = (0..3 * BULK_CHUNK).map(|i| {
+        Ok::<_, Error>(if i == bad {
+            JobRequest::raw("bulk", json!({}), EnqueueOpts::default().queue("no spaces"))
+        } else {
+            request(i)
+        })
+    });
+    let e = client.enqueue_all(requests).await.unwrap_err();
+    assert_eq!(e.committed.inserted, BULK_CHUNK as u64);
+    match e.source {
+        Error::Invalid(v) => assert_eq!(v.field, format!("jobs[{bad}].queue")),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert_eq!(stored(&client).await, BULK_CHUNK as i64);
+}
+
+#[tokio::test]
+async fn an_error_from_the_input_stops_it_too() {
+    let Some(db) = Db::new() else { return };
+    let client = client(&db).await;
+    let requests = (0..BULK_CHUNK + 10).map(|i| {
+        if i == BULK_CHUNK + 1 {
+            Err(Error::Lifecycle("the input ran dry"))
+        } else {
+            Ok(request(i))
+        }
+    });
+    let e = client.enqueue_all(requests).await.unwrap_err();
+    assert!(matches!(e.source, Error::Lifecycle(_)), "{e}");
+    assert_eq!(e.committed.inserted, BULK_CHUNK as u64);
+    assert_eq!(stored(&client).await, BULK_CHUNK as i64);
+    // Nothing at all is fine.
+    let none = client
+        .enqueue_all(std::iter::empty::<Result<JobRequest, Error>>())
+        .await
+        .unwrap();
+    assert_eq!(none, rota::BulkEnqueued::default());
+}
