@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rota::{
-    BULK_CHUNK, Client, Config, EnqueueOpts, JobArgs, JobContext, JobListParams, JobOutcome,
-    JobRequest, JobResult, JobState, Store, Worker,
+    BULK_CHUNK, BULK_IN_FLIGHT, Client, Config, EnqueueOpts, JobArgs, JobContext, JobListParams,
+    JobOutcome, JobRequest, JobResult, JobState, Store, Worker,
 };
 use serde::{Deserialize, Serialize};
 
@@ -160,7 +160,7 @@ async fn bulk(opts: &BenchOptions, client: &Client) -> Result<Phase, BenchError>
         jobs_per_sec: rate(opts.jobs, secs),
         latency: None,
         notes: vec![format!(
-            "enqueue_all (chunks of {BULK_CHUNK}, each built while the previous one is written); rows counted after"
+            "enqueue_all (chunks of {BULK_CHUNK}, {BULK_IN_FLIGHT} written at once while the next is built); rows counted after"
         )],
     })
 }

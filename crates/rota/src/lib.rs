@@ -61,7 +61,7 @@ mod store;
 mod webhooks;
 mod worker;
 
-pub use bulk::{BULK_CHUNK, BulkEnqueued, BulkError};
+pub use bulk::{BULK_CHUNK, BULK_IN_FLIGHT, BulkEnqueued, BulkError};
 pub use client::{Client, ClientBuilder, JobPage, MAX_PAGE, Services};
 pub use config::{Config, ExecutionRetention, Retention};
 pub use context::{CancelReason, DEFAULT_OUTPUT_CAP, JobContext};

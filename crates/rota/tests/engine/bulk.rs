@@ -1,6 +1,6 @@
-//! `Client::enqueue_all`: chunks committed in input order, duplicates
-//! counted, and a failing chunk stops it with exactly the chunks before it
-//! committed.
+//! `Client::enqueue_all`: every chunk committed, duplicates counted, later
+//! chunks claimed after earlier ones, and a failing chunk stops it with
+//! exactly the requests that were not enqueued reported.
 
 use rota::{BULK_CHUNK, Client, Config, EnqueueOpts, Error, JobRequest};
 use serde_json::json;
@@ -27,7 +27,7 @@ async fn stored(client: &Client) -> i64 {
 }
 
 #[tokio::test]
-async fn every_chunk_commits_in_input_order_and_duplicates_are_counted() {
+async fn every_chunk_commits_later_chunks_run_later_and_duplicates_are_counted() {
     let Some(db) = Db::new() else { return };
     let client = client(&db).await;
     let n = 2 * BULK_CHUNK + 345;
@@ -44,20 +44,32 @@ async fn every_chunk_commits_in_input_order_and_duplicates_are_counted() {
     assert_eq!(done.inserted, n as u64 - 1);
     assert_eq!(done.duplicates, 1);
     assert_eq!(stored(&client).await, n as i64 - 1);
-    // Ids follow the input: the newest job is the last request.
-    let page = client
-        .list(rota::JobListParams {
-            limit: 2,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let newest: Vec<i64> = page
-        .jobs
-        .iter()
-        .map(|j| j.args["i"].as_i64().unwrap())
-        .collect();
-    assert_eq!(newest, [n as i64 - 1, n as i64 - 2]);
+    // A later chunk's jobs run later: the first request's job has the
+    // earliest run_at, the last one's the latest.
+    let mut jobs = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = client
+            .list(rota::JobListParams {
+                limit: rota::MAX_PAGE,
+                before_id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        jobs.extend(page.jobs);
+        match page.next {
+            Some(next) => before_id = Some(next),
+            None => break,
+        }
+    }
+    jobs.sort_by_key(|j| (j.run_at, j.id));
+    let order: Vec<i64> = jobs.iter().map(|j| j.args["i"].as_i64().unwrap()).collect();
+    let chunks: Vec<i64> = order.iter().map(|i| i / BULK_CHUNK as i64).collect();
+    assert!(
+        chunks.windows(2).all(|w| w[0] <= w[1]),
+        "claim order follows the chunks"
+    );
 }
 
 #[tokio::test]
@@ -74,6 +86,12 @@ async fn an_invalid_request_stops_it_after_the_chunks_before_its_own() {
     });
     let e = client.enqueue_all(requests).await.unwrap_err();
     assert_eq!(e.committed.inserted, BULK_CHUNK as u64);
+    assert_eq!(e.failed, [BULK_CHUNK..2 * BULK_CHUNK]);
+    assert_eq!(
+        e.read,
+        2 * BULK_CHUNK,
+        "nothing after the failing chunk is read"
+    );
     match e.source {
         Error::Invalid(v) => assert_eq!(v.field, format!("jobs[{bad}].queue")),
         other => panic!("expected a validation error, got {other:?}"),
@@ -95,6 +113,8 @@ async fn an_error_from_the_input_stops_it_too() {
     let e = client.enqueue_all(requests).await.unwrap_err();
     assert!(matches!(e.source, Error::Lifecycle(_)), "{e}");
     assert_eq!(e.committed.inserted, BULK_CHUNK as u64);
+    assert_eq!(e.failed, [BULK_CHUNK..BULK_CHUNK + 2]);
+    assert_eq!(e.read, BULK_CHUNK + 2);
     assert_eq!(stored(&client).await, BULK_CHUNK as i64);
     // Nothing at all is fine.
     let none = client
