@@ -86,7 +86,8 @@ async fn an_invalid_request_stops_it_after_the_chunks_before_its_own() {
     });
     let e = client.enqueue_all(requests).await.unwrap_err();
     assert_eq!(e.committed.inserted, BULK_CHUNK as u64);
-    assert_eq!(e.failed, [BULK_CHUNK..2 * BULK_CHUNK]);
+    assert_eq!(e.failed.len(), 1);
+    assert_eq!(e.failed[0], BULK_CHUNK..2 * BULK_CHUNK);
     assert_eq!(
         e.read,
         2 * BULK_CHUNK,
@@ -113,7 +114,8 @@ async fn an_error_from_the_input_stops_it_too() {
     let e = client.enqueue_all(requests).await.unwrap_err();
     assert!(matches!(e.source, Error::Lifecycle(_)), "{e}");
     assert_eq!(e.committed.inserted, BULK_CHUNK as u64);
-    assert_eq!(e.failed, [BULK_CHUNK..BULK_CHUNK + 2]);
+    assert_eq!(e.failed.len(), 1);
+    assert_eq!(e.failed[0], BULK_CHUNK..BULK_CHUNK + 2);
     assert_eq!(e.read, BULK_CHUNK + 2);
     assert_eq!(stored(&client).await, BULK_CHUNK as i64);
     // Nothing at all is fine.
