@@ -28,7 +28,9 @@ PRAGMA writable_schema = RESET;
 -- job reaches a final state and only then (a retry clears it), so a claim,
 -- which does not write it, no longer touches this index. Jobs of
 -- executions are left out, as retention leaves them to the executions'.
--- The pruning statements repeat both terms.
+-- The pruning statements repeat both terms. (A binary older than this
+-- migration cannot prune by count on a migrated file: its statement does
+-- not imply `finished_at IS NOT NULL`, so SQLite refuses its INDEXED BY.)
 DROP INDEX rota_jobs_finished_idx;
 CREATE INDEX rota_jobs_finished_idx ON rota_jobs (finished_at)
     WHERE finished_at IS NOT NULL AND execution_id IS NULL;

@@ -24,9 +24,10 @@ pub fn insert(n: usize) -> String {
 }
 
 /// The plain-success finish of `n` runs: `(id, lease_token, attempt,
-/// finished_at)` per row. The writer runs it inside a savepoint and keeps
-/// it when it changed `n` rows (else it rolls back and runs the form that
-/// returns which rows applied).
+/// finished_at)` per row, padded with all-NULL rows. The writer runs it
+/// inside a savepoint and keeps it when it changed one row per real
+/// (unpadded) run (else it rolls back and runs the form that returns
+/// which runs applied).
 pub fn succeed(n: usize) -> String {
     runs::succeed_quiet_sql(n)
 }

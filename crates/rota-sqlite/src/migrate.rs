@@ -80,6 +80,13 @@ pub(crate) async fn migrate(conn: &mut SqliteConnection) -> Result<()> {
         let result = apply(conn, m).await;
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let ended = sqlx::raw_sql(end).execute(&mut *conn).await;
+        if result.is_err() {
+            // A migration that failed half way through a schema edit
+            // (0006) leaves the flag on; a rollback does not reset it.
+            let _ = sqlx::raw_sql("PRAGMA writable_schema = RESET")
+                .execute(&mut *conn)
+                .await;
+        }
         result?;
         ended.map_err(|e| failed(end, e))?;
     }

@@ -64,9 +64,11 @@ pub struct BulkError {
     pub source: Error,
 }
 
-/// A chunk the store is writing: its positions and its task.
+/// A chunk the store is writing: its positions, whether it must be
+/// written alone, and its task.
 struct Writing {
     positions: Range<usize>,
+    exclusive: bool,
     task: JoinHandle<Result<BulkEnqueued>>,
 }
 
@@ -80,10 +82,15 @@ impl Client {
     /// Unlike [`enqueue_many`](Client::enqueue_many) the whole is not
     /// atomic. At the first chunk that fails (a request that does not
     /// validate, an error from the input, the store unavailable) it reads
-    /// no further, waits for the chunks being written, and returns which
-    /// requests were enqueued ([`BulkError`]). A later chunk's jobs get a
-    /// later default `run_at` than an earlier one's, so they are claimed
-    /// after them; ids of two chunks written at once may interleave.
+    /// and sends no more chunks, waits for the ones being written, and
+    /// returns which requests were enqueued ([`BulkError`]). A later
+    /// chunk's jobs get a later default `run_at` than an earlier one's, so
+    /// they are claimed after them; ids of two chunks written at once may
+    /// interleave. A chunk holding unique keys is written alone, so the
+    /// first request of a key in input order is the one inserted.
+    ///
+    /// Dropping the returned future stops reading, but chunks already
+    /// sent to the store may still commit.
     ///
     /// ```no_run
     /// # async fn demo(client: rota::Client) -> Result<(), rota::BulkError> {
@@ -108,7 +115,8 @@ impl Client {
         I: IntoIterator<Item = std::result::Result<JobRequest, E>>,
         E: Into<Error>,
     {
-        let mut requests = requests.into_iter();
+        // Fused: after the end, never read again.
+        let mut requests = requests.into_iter().fuse();
         let mut outcome = Outcome::default();
         let mut writing: VecDeque<Writing> = VecDeque::with_capacity(BULK_IN_FLIGHT);
         loop {
@@ -116,30 +124,46 @@ impl Client {
             let start = outcome.read;
             let (read, built) = self.next_chunk(&mut requests, start);
             outcome.read += read;
+            let positions = start..start + read;
             let params = match built {
                 Ok(params) if !params.is_empty() => params,
                 Ok(_) => return outcome.finish(writing).await,
                 Err(e) => {
-                    outcome.failed.push((start..start + read, e));
+                    outcome.failed.push((positions, e));
                     return outcome.finish(writing).await;
                 }
             };
-            if writing.len() == BULK_IN_FLIGHT
-                && let Some(oldest) = writing.pop_front()
+            // A chunk with unique keys is written alone: two chunks
+            // holding the same keys in opposite orders could deadlock on
+            // PostgreSQL, and input order decides which request of a key
+            // is the duplicate.
+            let exclusive = params.iter().any(|p| p.unique_key.is_some());
+            let room = if exclusive || writing.iter().any(|w| w.exclusive) {
+                1
+            } else {
+                BULK_IN_FLIGHT
+            };
+            // Chunks already done are collected first, so a failure stops
+            // this one from being sent.
+            while let Some(at) = writing
+                .iter()
+                .position(|w| w.task.is_finished() || writing.len() >= room)
             {
-                outcome.wait(oldest).await;
-                if outcome.failing() {
-                    // This chunk was read but is not sent.
-                    outcome.failed.push((
-                        start..start + read,
-                        Error::Lifecycle("not sent: an earlier chunk failed"),
-                    ));
-                    return outcome.finish(writing).await;
+                if let Some(done) = writing.remove(at) {
+                    outcome.wait(done).await;
                 }
+            }
+            if outcome.failing() {
+                outcome.failed.push((
+                    positions,
+                    Error::Lifecycle("not sent: an earlier chunk failed"),
+                ));
+                return outcome.finish(writing).await;
             }
             let driver = self.driver().clone();
             writing.push_back(Writing {
-                positions: start..start + read,
+                positions,
+                exclusive,
                 task: tokio::spawn(
                     async move { Ok(tally(&driver.job_insert_many(params).await?)) },
                 ),

@@ -151,9 +151,12 @@ pub(crate) fn open_native(
         "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
     ))
     .map_err(map_native)?;
-    // Every statement shape of the hot paths stays prepared (multi-row
-    // inserts of odd sizes are prepared uncached, so they never evict it).
-    conn.set_prepared_statement_cache_capacity(64);
+    // Every statement shape of the hot paths stays prepared: up to ten
+    // padded widths each of the finish, quiet finish, plain-success finish
+    // and heartbeat statements, the claim's two, the savepoint controls,
+    // inserts (multi-row inserts of odd sizes are prepared uncached, so
+    // they never evict it).
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 

@@ -63,6 +63,16 @@ async fn every_chunk_commits_later_chunks_run_later_and_duplicates_are_counted()
             None => break,
         }
     }
+    let holder: Vec<i64> = jobs
+        .iter()
+        .filter(|j| j.unique_key.as_deref() == Some("once"))
+        .map(|j| j.args["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        holder,
+        [3],
+        "the first request of a key in input order wins"
+    );
     jobs.sort_by_key(|j| (j.run_at, j.id));
     let order: Vec<i64> = jobs.iter().map(|j| j.args["i"].as_i64().unwrap()).collect();
     let chunks: Vec<i64> = order.iter().map(|i| i / BULK_CHUNK as i64).collect();
