@@ -51,6 +51,7 @@ mod migrate;
 mod nodes;
 mod options;
 mod queues;
+mod raw_rows;
 mod row;
 mod runs;
 #[cfg(test)]
@@ -384,10 +385,13 @@ impl Driver for SqliteDriver {
             return Ok(Vec::new());
         }
         let p = params.clone();
-        self.inner
+        let rows = self
+            .inner
             .writer
-            .write_native(true, move |conn, _| runs::claim_native(conn, &p))
-            .await
+            .write_native(true, move |conn, _| runs::claim_rows_native(conn, &p))
+            .await?;
+        // Decoded here, off the writer thread.
+        runs::decode_claimed(&rows, params)
     }
 
     fn job_claim_park(&self, queue: &str, make: ClaimParamsFn) -> Option<ParkedClaim> {

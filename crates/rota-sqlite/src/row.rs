@@ -30,6 +30,9 @@ pub(crate) use job_columns;
 /// [`job_columns!`] as a constant.
 pub(crate) const JOB_COLUMNS: &str = job_columns!();
 
+/// How many columns [`job_columns!`] lists.
+pub(crate) const JOB_COLUMN_COUNT: usize = 28;
+
 /// A timestamp as stored: unix microseconds.
 pub(crate) fn micros(ts: Timestamp) -> i64 {
     ts.as_microsecond()

@@ -13,8 +13,10 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::bind::{Param, bind_all};
 use crate::error::{map_native, map_sqlx};
+use crate::raw_rows::RawRows;
 use crate::row::{
-    Columns, job_columns, job_from_row, jobs_from_rows, micros, opt_micros, timestamp, to_json,
+    Columns, JOB_COLUMN_COUNT, job_columns, job_from_row, jobs_from_rows, micros, opt_micros,
+    timestamp, to_json,
 };
 
 /// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
@@ -57,19 +59,31 @@ pub(crate) const CLAIM_UPDATE_SQL: &str = "UPDATE rota_jobs SET state = 'running
 
 /// Claims up to `max` available jobs of one queue on the writer's native
 /// connection; returns them in claim order (priority, `run_at`, id).
+pub(crate) fn claim_native(conn: &rusqlite::Connection, p: &JobClaimParams) -> Result<Vec<Job>> {
+    decode_claimed(&claim_rows_native(conn, p)?, p)
+}
+
+/// The writer's part of a claim: marks up to `max` available jobs of one
+/// queue running and returns their rows, as read, in claim order, for
+/// [`decode_claimed`] on the caller's thread.
 ///
 /// Two statements, a read and an update, in one transaction: one `UPDATE
 /// ... RETURNING` passes every returned row through a temporary table
 /// before handing it out, which cost 7.1k of 63.7k instructions per job,
 /// claim plus finish (`sqlite_costs`).
-pub(crate) fn claim_native(conn: &rusqlite::Connection, p: &JobClaimParams) -> Result<Vec<Job>> {
+pub(crate) fn claim_rows_native(
+    conn: &rusqlite::Connection,
+    p: &JobClaimParams,
+) -> Result<RawRows> {
+    let mut rows = RawRows::with_capacity(JOB_COLUMN_COUNT, (p.max as usize).min(1024));
     if p.max == 0 {
-        return Ok(Vec::new());
+        return Ok(rows);
     }
     atomically(conn, || {
-        let mut jobs = {
+        let mut ids = Vec::with_capacity((p.max as usize).min(1024));
+        {
             let mut st = conn.prepare_cached(CLAIM_SELECT_SQL).map_err(map_native)?;
-            let mut rows = st
+            let mut read = st
                 .query(rusqlite::params![
                     p.queue,
                     to_json(&p.node_labels)?,
@@ -77,44 +91,50 @@ pub(crate) fn claim_native(conn: &rusqlite::Connection, p: &JobClaimParams) -> R
                     p.kinds.as_ref().map(to_json).transpose()?,
                 ])
                 .map_err(map_native)?;
-            // Room for a typical claim; a 1,000-job batch grows it a few
-            // times.
-            let mut jobs = Vec::with_capacity((p.max as usize).min(64));
-            while let Some(r) = rows.next().map_err(map_native)? {
-                jobs.push(job_from_row(r)?);
+            while let Some(r) = read.next().map_err(map_native)? {
+                ids.push(r.req_int(0, "id")?);
+                rows.push(r)?;
             }
-            jobs
-        };
-        if jobs.is_empty() {
-            return Ok(jobs);
         }
-        let ids = to_json(&jobs.iter().map(|j| j.id).collect::<Vec<_>>())?;
-        let (expires, now) = (micros(p.lease_expires_at), micros(p.now));
+        if ids.is_empty() {
+            return Ok(rows);
+        }
+        let ids_json = to_json(&ids)?;
         let changed = conn
             .prepare_cached(CLAIM_UPDATE_SQL)
             .and_then(|mut st| {
                 st.execute(rusqlite::params![
                     p.lease_token,
-                    expires,
-                    now,
+                    micros(p.lease_expires_at),
+                    micros(p.now),
                     p.node_id,
-                    ids
+                    ids_json
                 ])
             })
             .map_err(map_native)?;
-        if changed != jobs.len() {
+        if changed != ids.len() {
             // Cannot happen inside the write transaction; never hand out a
             // job that is not marked running.
             return Err(DriverError::Database(format!(
                 "claimed {} jobs but marked {changed} running",
-                jobs.len()
+                ids.len()
             )));
         }
-        for job in &mut jobs {
-            claimed(job, p, expires, now)?;
-        }
-        Ok(jobs)
+        Ok(rows)
     })
+}
+
+/// Decodes the rows of [`claim_rows_native`] into the jobs as the claim
+/// left them.
+pub(crate) fn decode_claimed(rows: &RawRows, p: &JobClaimParams) -> Result<Vec<Job>> {
+    let (expires, now) = (micros(p.lease_expires_at), micros(p.now));
+    (0..rows.len())
+        .map(|k| {
+            let mut job = job_from_row(&rows.row(k))?;
+            claimed(&mut job, p, expires, now)?;
+            Ok(job)
+        })
+        .collect()
 }
 
 /// Sets on a chosen job, as read, what [`CLAIM_UPDATE_SQL`] wrote: the

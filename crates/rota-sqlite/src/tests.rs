@@ -590,7 +590,7 @@ async fn job_statements_return_the_decoded_columns_in_order() {
     let (_conn, opts) = connection(&dir).await;
     let native = native(&opts);
     let expected: Vec<&str> = crate::row::JOB_COLUMNS.split(", ").collect();
-    assert_eq!(expected.len(), 28);
+    assert_eq!(expected.len(), crate::row::JOB_COLUMN_COUNT);
     for sql in [runs::CLAIM_SELECT_SQL, runs::EXPIRED_SQL] {
         let st = native.prepare(sql).unwrap();
         assert_eq!(st.column_names(), expected, "{sql}");
