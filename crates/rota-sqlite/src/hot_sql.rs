@@ -25,9 +25,9 @@ pub fn insert(n: usize) -> String {
 
 /// The plain-success finish of `n` runs: `(id, lease_token, attempt,
 /// finished_at)` per row, padded with all-NULL rows. The writer runs it
-/// inside a savepoint and keeps it when it changed one row per real
-/// (unpadded) run (else it rolls back and runs the form that returns
-/// which runs applied).
+/// in a savepoint (or a transaction of its own) and keeps it when it
+/// changed one row per real (unpadded) run (else it rolls back and runs
+/// the form that returns which runs applied).
 pub fn succeed(n: usize) -> String {
     runs::succeed_quiet_sql(n)
 }

@@ -97,7 +97,7 @@ pub(crate) fn claim_rows_native(
             }
         }
         if ids.is_empty() {
-            return Ok(rows);
+            return Ok(Some(()));
         }
         let ids_json = to_json(&ids)?;
         let changed = conn
@@ -120,8 +120,9 @@ pub(crate) fn claim_rows_native(
                 ids.len()
             )));
         }
-        Ok(rows)
-    })
+        Ok(Some(()))
+    })?;
+    Ok(rows)
 }
 
 /// Decodes the rows of [`claim_rows_native`] into the jobs as the claim
@@ -151,10 +152,15 @@ fn claimed(job: &mut Job, p: &JobClaimParams, expires: i64, now: i64) -> Result<
 }
 
 /// Runs `f` atomically on `conn`: in a transaction of its own when `conn`
-/// has none, begun `IMMEDIATE` (`f` reads before it writes, and a deferred
-/// transaction cannot take the write lock after a foreign commit); else in
-/// a savepoint of the caller's transaction. Rolls back if `f` fails.
-fn atomically<T>(conn: &rusqlite::Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// has none, begun `IMMEDIATE` (`f` may read before it writes, and a
+/// deferred transaction cannot take the write lock after a foreign
+/// commit); else in a savepoint of the caller's transaction. Keeps what `f`
+/// did when it returns `Some`; rolls it back when it returns `None` or
+/// fails, leaving no transaction or savepoint of its own open.
+fn atomically<T>(
+    conn: &rusqlite::Connection,
+    f: impl FnOnce() -> Result<Option<T>>,
+) -> Result<Option<T>> {
     let exec = |sql: &str| {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([]))
@@ -167,17 +173,23 @@ fn atomically<T>(conn: &rusqlite::Connection, f: impl FnOnce() -> Result<T>) -> 
         ("SAVEPOINT rota_atomically", "RELEASE rota_atomically")
     };
     exec(begin)?;
-    let done = f().and_then(|v| exec(end).map(|_| v));
-    if done.is_err() {
-        // Whatever failed, leave no transaction or savepoint of ours open;
-        // the error returned is the first one.
-        let _ = if own {
+    let kept = match f() {
+        Ok(Some(v)) => exec(end).map(|_| Some(v)),
+        other => other,
+    };
+    if !matches!(kept, Ok(Some(_))) {
+        let undone = if own {
             exec("ROLLBACK")
         } else {
             exec("ROLLBACK TO rota_atomically").and_then(|_| exec("RELEASE rota_atomically"))
         };
+        // An error of `f` (or of the commit) is the one returned; an undo
+        // that failed after a clean `None` is reported itself.
+        if let (Ok(None), Err(e)) = (&kept, undone) {
+            return Err(e);
+        }
     }
-    done
+    kept
 }
 
 /// `n` rows of `(?, ?, ...)` with `width` parameters each.
@@ -449,34 +461,19 @@ pub(crate) fn finish_many_native(
     Ok(done.results())
 }
 
-/// Runs `quiet`, the `RETURNING`-less form of `st`, inside a savepoint and
+/// Runs `quiet`, the `RETURNING`-less form of `st`, [`atomically`] and
 /// keeps it if it changed one row per job of `st`: then every run applied.
-/// Otherwise (a stale lease) rolls it back and
-/// returns false, for `st` itself to tell which applied. Leaves no
-/// transaction open that it began (a savepoint outside a transaction is
-/// one).
+/// Otherwise (a stale lease) rolls it back and returns false, for `st`
+/// itself to tell which applied.
 fn finish_quietly(conn: &rusqlite::Connection, quiet: &str, st: &FinishStatement) -> Result<bool> {
-    let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-    exec("SAVEPOINT rota_quiet_finish").map_err(map_native)?;
-    let outcome = conn.prepare_cached(quiet).and_then(|mut s| {
-        let changed = s.execute(rusqlite::params_from_iter(st.values.iter()))?;
-        if changed == st.inputs.len() {
-            exec("RELEASE rota_quiet_finish")?;
-            Ok(true)
-        } else {
-            Ok(false)
-        }
-    });
-    if !matches!(outcome, Ok(true)) {
-        // Undo, and end the savepoint; an error here leaves nothing worse
-        // than the error being returned.
-        let undone =
-            exec("ROLLBACK TO rota_quiet_finish").and_then(|_| exec("RELEASE rota_quiet_finish"));
-        if let (Ok(false), Err(e)) = (&outcome, undone) {
-            return Err(map_native(e));
-        }
-    }
-    outcome.map_err(map_native)
+    let kept = atomically(conn, || {
+        let changed = conn
+            .prepare_cached(quiet)
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(st.values.iter())))
+            .map_err(map_native)?;
+        Ok((changed == st.inputs.len()).then_some(()))
+    })?;
+    Ok(kept.is_some())
 }
 
 /// Extends the leases still held, on the writer's native connection;
