@@ -7,7 +7,7 @@ use rota_driver::{DriverError, Result};
 use rusqlite::types::ValueRef;
 
 use crate::error::map_native;
-use crate::row::Columns;
+use crate::row::{Columns, int_value, text_value};
 
 /// One copied value; text lives in [`RawRows::text`].
 #[derive(Debug, Clone, Copy)]
@@ -18,13 +18,14 @@ enum Raw {
     Text(usize, usize),
 }
 
-/// Rows of `width` columns (NULL, INTEGER or TEXT), their texts in one
-/// buffer: one copy per value, no allocation per value.
+/// Rows of `width` columns (NULL, INTEGER or TEXT), their texts' bytes in
+/// one buffer: one copy per value, no allocation per value. Texts are
+/// checked to be UTF-8 when decoded, as for a live row.
 #[derive(Debug)]
 pub(crate) struct RawRows {
     width: usize,
     values: Vec<Raw>,
-    text: String,
+    text: Vec<u8>,
 }
 
 impl RawRows {
@@ -34,7 +35,7 @@ impl RawRows {
             width,
             values: Vec::with_capacity(width * rows),
             // A no-op job's texts take ~150 bytes.
-            text: String::with_capacity(160 * rows),
+            text: Vec::with_capacity(160 * rows),
         }
     }
 
@@ -45,10 +46,8 @@ impl RawRows {
                 ValueRef::Null => Raw::Null,
                 ValueRef::Integer(v) => Raw::Int(v),
                 ValueRef::Text(bytes) => {
-                    let t = std::str::from_utf8(bytes)
-                        .map_err(|e| DriverError::Corrupt(format!("column {i}: {e}")))?;
                     let start = self.text.len();
-                    self.text.push_str(t);
+                    self.text.extend_from_slice(bytes);
                     Raw::Text(start, self.text.len())
                 }
                 other => {
@@ -84,27 +83,32 @@ pub(crate) struct RawRow<'a> {
 }
 
 impl RawRow<'_> {
-    fn value(&self, i: usize, name: &str) -> Result<Raw> {
+    /// Column `i` as rusqlite would have read it from the live row.
+    fn value(&self, i: usize, name: &str) -> Result<ValueRef<'_>> {
         if i >= self.rows.width {
             return Err(DriverError::Corrupt(format!("{name}: no column {i}")));
         }
-        self.rows
+        let raw = self
+            .rows
             .values
             .get(self.start + i)
-            .copied()
-            .ok_or_else(|| DriverError::Corrupt(format!("{name}: no row")))
+            .ok_or_else(|| DriverError::Corrupt(format!("{name}: no row")))?;
+        Ok(match *raw {
+            Raw::Null => ValueRef::Null,
+            Raw::Int(v) => ValueRef::Integer(v),
+            Raw::Text(start, end) => ValueRef::Text(
+                self.rows
+                    .text
+                    .get(start..end)
+                    .ok_or_else(|| DriverError::Corrupt(format!("{name}: text out of range")))?,
+            ),
+        })
     }
 }
 
 impl Columns for RawRow<'_> {
     fn int(&self, i: usize, name: &str) -> Result<Option<i64>> {
-        match self.value(i, name)? {
-            Raw::Null => Ok(None),
-            Raw::Int(v) => Ok(Some(v)),
-            Raw::Text(..) => Err(DriverError::Corrupt(format!(
-                "{name}: expected an integer, found text"
-            ))),
-        }
+        int_value(self.value(i, name)?, name)
     }
 
     fn with_text<R>(
@@ -113,13 +117,7 @@ impl Columns for RawRow<'_> {
         name: &str,
         f: impl FnOnce(Option<&str>) -> Result<R>,
     ) -> Result<R> {
-        match self.value(i, name)? {
-            Raw::Null => f(None),
-            Raw::Text(start, end) => f(self.rows.text.get(start..end)),
-            Raw::Int(_) => Err(DriverError::Corrupt(format!(
-                "{name}: expected text, found an integer"
-            ))),
-        }
+        text_value(self.value(i, name)?, name, f)
     }
 }
 

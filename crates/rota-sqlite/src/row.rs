@@ -161,15 +161,7 @@ impl Columns for SqliteRow {
 
 impl Columns for rusqlite::Row<'_> {
     fn int(&self, i: usize, name: &str) -> Result<Option<i64>> {
-        use rusqlite::types::ValueRef;
-        match self.get_ref(i).map_err(crate::error::map_native)? {
-            ValueRef::Null => Ok(None),
-            ValueRef::Integer(v) => Ok(Some(v)),
-            other => Err(DriverError::Corrupt(format!(
-                "{name}: expected an integer, found {:?}",
-                other.data_type()
-            ))),
-        }
+        int_value(self.get_ref(i).map_err(crate::error::map_native)?, name)
     }
 
     fn with_text<R>(
@@ -178,18 +170,41 @@ impl Columns for rusqlite::Row<'_> {
         name: &str,
         f: impl FnOnce(Option<&str>) -> Result<R>,
     ) -> Result<R> {
-        use rusqlite::types::ValueRef;
-        match self.get_ref(i).map_err(crate::error::map_native)? {
-            ValueRef::Null => f(None),
-            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
-                Ok(t) => f(Some(t)),
-                Err(e) => Err(DriverError::Corrupt(format!("{name}: {e}"))),
-            },
-            other => Err(DriverError::Corrupt(format!(
-                "{name}: expected text, found {:?}",
-                other.data_type()
-            ))),
-        }
+        text_value(self.get_ref(i).map_err(crate::error::map_native)?, name, f)
+    }
+}
+
+/// An INTEGER (or NULL) value as rusqlite reads it, for [`Columns::int`].
+pub(crate) fn int_value(v: rusqlite::types::ValueRef<'_>, name: &str) -> Result<Option<i64>> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Ok(None),
+        ValueRef::Integer(v) => Ok(Some(v)),
+        other => Err(DriverError::Corrupt(format!(
+            "{name}: expected an integer, found {:?}",
+            other.data_type()
+        ))),
+    }
+}
+
+/// A TEXT (or NULL) value as rusqlite reads it, borrowed for `f`, for
+/// [`Columns::with_text`].
+pub(crate) fn text_value<R>(
+    v: rusqlite::types::ValueRef<'_>,
+    name: &str,
+    f: impl FnOnce(Option<&str>) -> Result<R>,
+) -> Result<R> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => f(None),
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(t) => f(Some(t)),
+            Err(e) => Err(DriverError::Corrupt(format!("{name}: {e}"))),
+        },
+        other => Err(DriverError::Corrupt(format!(
+            "{name}: expected text, found {:?}",
+            other.data_type()
+        ))),
     }
 }
 
