@@ -4,25 +4,17 @@
 //! returning one when a lease is stale or an id repeats), and that neither
 //! leaves a transaction behind.
 
+use crate::row::{JOB_COLUMNS, job_from_row};
+use crate::runs::{FinishPlan, claim_native, finish_many_native};
+use crate::tests::{connection, native};
 use jiff::Timestamp;
 use rota_core::{Job, JobState};
 use rota_driver::{FinishResult, JobClaimParams, JobFinishParams};
-use sqlx::ConnectOptions;
-
-use crate::options::{SqliteOptions, connect_options_with};
-use crate::row::{JOB_COLUMNS, job_from_row};
-use crate::runs::{FinishPlan, claim_native, finish_many_native};
-use crate::{migrate, writer};
 
 /// A migrated database with `n` running jobs (ids 1..=n) of lease token 7.
 async fn running_jobs(dir: &tempfile::TempDir, n: usize) -> rusqlite::Connection {
-    let path = dir.path().join("finish.db");
-    let opts = connect_options_with(path.to_str().unwrap(), &SqliteOptions::default()).unwrap();
-    let mut conn = opts.connect().await.unwrap();
-    migrate::migrate(&mut conn).await.unwrap();
-    let options = SqliteOptions::default();
-    let native =
-        writer::open_native(&opts, options.synchronous.as_str(), options.busy_timeout).unwrap();
+    let (_conn, opts) = connection(dir).await;
+    let native = native(&opts);
     for _ in 0..n {
         native
             .execute(

@@ -7,7 +7,9 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Row};
 
 use crate::migrate::{self, MIGRATIONS};
 use crate::options::{SqliteOptions, connect_options_with};
+use crate::tests::connection;
 
+/// A connection to a new, unmigrated database in `dir`.
 async fn open(dir: &tempfile::TempDir) -> SqliteConnection {
     let path = dir.path().join("schema.db");
     let opts = connect_options_with(path.to_str().unwrap(), &SqliteOptions::default()).unwrap();
@@ -43,8 +45,7 @@ fn long_in_lists_finds_lists_of_three_or_more() {
 #[tokio::test]
 async fn the_job_table_evaluates_no_constant_list_per_row() {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = open(&dir).await;
-    migrate::migrate(&mut conn).await.unwrap();
+    let (mut conn, _) = connection(&dir).await;
     let rows = sqlx::query(
         "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'rota_jobs' AND sql IS NOT NULL",
     )
@@ -67,9 +68,8 @@ async fn the_job_table_evaluates_no_constant_list_per_row() {
 #[tokio::test]
 async fn the_state_check_still_admits_exactly_the_job_states() {
     let dir = tempfile::tempdir().unwrap();
-    let mut migrating = open(&dir).await;
-    migrate::migrate(&mut migrating).await.unwrap();
-    let mut fresh = open(&dir).await;
+    let (mut migrating, opts) = connection(&dir).await;
+    let mut fresh = opts.connect().await.unwrap();
     for conn in [&mut migrating, &mut fresh] {
         for state in [
             "scheduled",

@@ -14,7 +14,7 @@ use crate::options::{SqliteOptions, connect_options_with};
 use crate::writer::{self, Counters, WriterHandle};
 use crate::{api_keys, executions, jobs, migrate, nodes, runs, schedules, webhooks};
 
-async fn connection(
+pub(crate) async fn connection(
     dir: &tempfile::TempDir,
 ) -> (SqliteConnection, sqlx::sqlite::SqliteConnectOptions) {
     let path = dir.path().join("unit.db");
@@ -25,7 +25,7 @@ async fn connection(
 }
 
 /// A writer-style native connection to the file of `opts`, default pragmas.
-fn native(opts: &sqlx::sqlite::SqliteConnectOptions) -> rusqlite::Connection {
+pub(crate) fn native(opts: &sqlx::sqlite::SqliteConnectOptions) -> rusqlite::Connection {
     let options = SqliteOptions::default();
     writer::open_native(opts, options.synchronous.as_str(), options.busy_timeout).unwrap()
 }
