@@ -302,7 +302,7 @@ impl Client {
         let span = tracing::debug_span!("rota.enqueue", jobs = params.len());
         let _g = span.enter();
         let inserted = self.driver().job_insert_many(params).await?;
-        count_enqueued(&inserted);
+        crate::bulk::tally(&inserted);
         Ok(inserted)
     }
 
@@ -329,7 +329,7 @@ impl Client {
     ) -> Result<Vec<InsertedJob>> {
         let params = self.insert_params(requests)?;
         let inserted = conn.insert_jobs(&self.inner.store, params).await?;
-        count_enqueued(&inserted);
+        crate::bulk::tally(&inserted);
         Ok(inserted)
     }
 
@@ -531,8 +531,4 @@ impl Client {
     pub fn running_count(&self) -> usize {
         self.engine().running.len()
     }
-}
-
-fn count_enqueued(inserted: &[InsertedJob]) {
-    crate::bulk::tally(inserted);
 }
