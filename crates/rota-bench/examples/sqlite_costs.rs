@@ -34,6 +34,20 @@ const PARTS: &[(&str, &str)] = &[
     ("finished_idx", "DROP INDEX rota_jobs_finished_idx"),
     ("lease_idx", "DROP INDEX rota_jobs_lease_idx"),
     ("unique_idx", "DROP INDEX rota_jobs_unique_key_idx"),
+    // The job triggers reduced to their execution-counter half, as they are
+    // while no webhook exists (the event half is created with the first).
+    (
+        "exec_triggers",
+        "DROP TRIGGER rota_jobs_after_insert; DROP TRIGGER rota_jobs_after_update; \
+         CREATE TRIGGER rota_jobs_after_insert AFTER INSERT ON rota_jobs \
+         WHEN NEW.execution_id IS NOT NULL BEGIN \
+         UPDATE rota_executions SET available = available + (NEW.state = 'available') \
+         WHERE id = NEW.execution_id; END; \
+         CREATE TRIGGER rota_jobs_after_update AFTER UPDATE OF state ON rota_jobs \
+         WHEN NEW.execution_id IS NOT NULL AND NEW.state IS NOT OLD.state BEGIN \
+         UPDATE rota_executions SET running = running + (NEW.state = 'running') \
+         WHERE id = NEW.execution_id; END;",
+    ),
     // Migration 0005's constant IN lists back, to measure what 0006 bought.
     (
         "in_lists",

@@ -60,6 +60,8 @@ mod schedules;
 #[cfg(test)]
 mod schema_tests;
 #[cfg(test)]
+mod sync_tests;
+#[cfg(test)]
 mod tests;
 mod watch;
 mod webhooks;
@@ -192,6 +194,10 @@ impl SqliteDriver {
                 counters: counters.clone(),
                 wake: wake.clone(),
                 parked: parked.clone(),
+                sync_off_thread: matches!(
+                    options.synchronous,
+                    Synchronous::Full | Synchronous::Extra
+                ),
             },
         )?;
         Ok(SqliteDriver {
@@ -225,6 +231,7 @@ impl SqliteDriver {
         WriterStats {
             batches: self.inner.counters.batches.load(Ordering::Relaxed),
             ops: self.inner.counters.ops.load(Ordering::Relaxed),
+            syncs: self.inner.counters.syncs.load(Ordering::Relaxed),
         }
     }
 
@@ -327,7 +334,13 @@ impl Driver for SqliteDriver {
             ("page_size".to_owned(), get("page_size")?),
             (
                 "writer".to_owned(),
-                "one thread (rusqlite hot paths, sqlx for the rest), group commit".to_owned(),
+                if self.inner.counters.sync_thread.load(Ordering::Relaxed) {
+                    "one thread (rusqlite hot paths, sqlx for the rest), group commit, \
+                     WAL synced by a thread of its own before each acknowledgement"
+                } else {
+                    "one thread (rusqlite hot paths, sqlx for the rest), group commit"
+                }
+                .to_owned(),
             ),
             ("max_batch".to_owned(), o.max_batch.to_string()),
             (

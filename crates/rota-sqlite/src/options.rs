@@ -10,8 +10,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 /// (`PRAGMA synchronous`). Rota always runs in WAL mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
-    /// `FULL` (default): the WAL is synced on every commit, so an
-    /// acknowledged write survives a power loss or OS crash.
+    /// `FULL` (default): the WAL is synced before a commit is
+    /// acknowledged, so an acknowledged write survives a power loss or OS
+    /// crash. Rota's writer syncs from a thread of its own, so one
+    /// `fdatasync` covers every commit made while the previous one ran.
     #[default]
     Full,
     /// `NORMAL`: the WAL is synced only at checkpoints. Commits survive an

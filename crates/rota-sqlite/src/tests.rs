@@ -49,6 +49,21 @@ async fn writer_with_wake(
     sqlx::sqlite::SqliteConnectOptions,
     broadcast::Sender<rota_driver::Wakeup>,
 ) {
+    writer_with(dir, true).await
+}
+
+/// A writer on a migrated file with a table `t (x)`; its acks follow a
+/// sync by the sync thread when `sync_off_thread` is set, as the driver's
+/// (default `synchronous = FULL`) do.
+pub(crate) async fn writer_with(
+    dir: &tempfile::TempDir,
+    sync_off_thread: bool,
+) -> (
+    WriterHandle,
+    Arc<Counters>,
+    sqlx::sqlite::SqliteConnectOptions,
+    broadcast::Sender<rota_driver::Wakeup>,
+) {
     let (mut conn, opts) = connection(dir).await;
     sqlx::raw_sql("CREATE TABLE t (x INTEGER NOT NULL)")
         .execute(&mut conn)
@@ -67,6 +82,7 @@ async fn writer_with_wake(
             counters: counters.clone(),
             wake: wake.clone(),
             parked: Arc::default(),
+            sync_off_thread,
         },
     )
     .unwrap();
@@ -76,7 +92,7 @@ async fn writer_with_wake(
 /// Keeps the writer thread busy until the returned sender fires (or
 /// drops), so that operations sent meanwhile queue up and share its next
 /// batch.
-async fn hold(w: &WriterHandle) -> std::sync::mpsc::Sender<()> {
+pub(crate) async fn hold(w: &WriterHandle) -> std::sync::mpsc::Sender<()> {
     let (release, held) = std::sync::mpsc::channel::<()>();
     let (started, running) = tokio::sync::oneshot::channel();
     let w = w.clone();
@@ -98,7 +114,7 @@ async fn hold(w: &WriterHandle) -> std::sync::mpsc::Sender<()> {
 
 /// A native operation inserting `x` into `t`, failing after its write when
 /// `fail` is set.
-fn insert_native(
+pub(crate) fn insert_native(
     w: &WriterHandle,
     x: Option<i64>,
     fail: bool,
@@ -114,7 +130,7 @@ fn insert_native(
     })
 }
 
-fn insert_x(
+pub(crate) fn insert_x(
     w: &WriterHandle,
     x: i64,
     fail: bool,
@@ -136,7 +152,7 @@ fn insert_x(
     })
 }
 
-async fn stored(opts: &sqlx::sqlite::SqliteConnectOptions) -> Vec<i64> {
+pub(crate) async fn stored(opts: &sqlx::sqlite::SqliteConnectOptions) -> Vec<i64> {
     let mut c = opts.connect().await.unwrap();
     sqlx::query_scalar("SELECT x FROM t ORDER BY x")
         .fetch_all(&mut c)

@@ -27,8 +27,11 @@
 //! on its connection, and only then replies to that group's callers. The
 //! two connections never write at the same time: the thread runs one
 //! transaction after the other. An acknowledgement therefore always
-//! follows its commit (a durable ack with `synchronous = FULL`), while
-//! concurrent callers share one commit and one `fsync`. A failed operation
+//! follows its commit, while concurrent callers share one commit. With
+//! `synchronous = FULL` (or `EXTRA`) the acknowledgement also follows an
+//! `fdatasync` of the WAL, made by a thread of its own ([`sync`]) while the
+//! writer goes on with the next batch; commits made meanwhile share the
+//! next sync. A failed operation
 //! is returned to its own caller only; a failed `BEGIN`, savepoint or
 //! `COMMIT` fails every caller of the batch. Panics inside an operation are
 //! caught and reported as errors, so the thread survives them. When the
@@ -36,6 +39,7 @@
 //! get [`DriverError::Unavailable`].
 
 mod op;
+mod sync;
 mod thread;
 
 use std::collections::BTreeSet;
@@ -86,6 +90,10 @@ pub(crate) struct Counters {
     pub(crate) batches: AtomicU64,
     /// Operations run inside committed batches.
     pub(crate) ops: AtomicU64,
+    /// Syncs of the WAL by the sync thread.
+    pub(crate) syncs: AtomicU64,
+    /// The sync thread runs (see [`sync`]).
+    pub(crate) sync_thread: AtomicBool,
     /// The watcher asks the writer to check for foreign commits.
     pub(crate) probe_requested: AtomicBool,
 }
@@ -116,6 +124,9 @@ pub struct WriterStats {
     /// Operations those transactions carried; `ops / batches` is the
     /// average group-commit size.
     pub ops: u64,
+    /// `fdatasync`s of the WAL made off the writer thread (0 when the
+    /// writer's own commits sync, with `synchronous` below `FULL`).
+    pub syncs: u64,
 }
 
 /// One of the writer's two connections.
@@ -168,6 +179,9 @@ pub(crate) struct WriterSetup {
     pub(crate) counters: Arc<Counters>,
     pub(crate) wake: broadcast::Sender<Wakeup>,
     pub(crate) parked: Arc<ParkingLot>,
+    /// Acknowledge after syncing the WAL off the writer thread (for
+    /// `synchronous = FULL` or `EXTRA`); see [`sync`].
+    pub(crate) sync_off_thread: bool,
 }
 
 /// Starts the writer thread on `sqlx` and `native`; it stops when every
@@ -182,10 +196,53 @@ pub(crate) fn spawn(
         DriverError::Unavailable(format!("the SQLite writer needs a Tokio runtime: {e}"))
     })?;
     let (tx, rx) = mpsc::channel(setup.queue.max(1));
-    let writer = Writer::new(Conns { rt, sqlx, native }, setup, rx);
+    let syncer = if setup.sync_off_thread {
+        start_syncer(&native, &setup.counters)
+    } else {
+        None
+    };
+    let writer = Writer::new(Conns { rt, sqlx, native }, setup, syncer, rx);
     std::thread::Builder::new()
         .name("rota-sqlite-writer".to_owned())
         .spawn(move || writer.run())
         .map_err(|e| DriverError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
     Ok(WriterHandle::new(tx))
+}
+
+/// Starts the sync thread for the database of `native` and lowers the
+/// native connection to `synchronous = NORMAL` (the sqlx one follows when
+/// the writer starts). On any failure the writer keeps syncing its own
+/// commits, as `synchronous` says.
+fn start_syncer(native: &rusqlite::Connection, counters: &Arc<Counters>) -> Option<sync::Syncer> {
+    let started = (|| -> std::result::Result<sync::Syncer, String> {
+        let db = native
+            .path()
+            .filter(|p| !p.is_empty())
+            .ok_or("the database has no file")?;
+        // A read opens (creating if needed) the WAL; it stays while any
+        // connection is open, so the file opened here is the one SQLite
+        // writes until the writer closes.
+        native
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .map_err(|e| e.to_string())
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(())
+                } else {
+                    Err(format!("journal_mode is {mode}, not wal"))
+                }
+            })?;
+        let wal = std::fs::File::open(format!("{db}-wal")).map_err(|e| e.to_string())?;
+        let syncer = sync::Syncer::start(wal, counters.clone()).map_err(|e| e.to_string())?;
+        native
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(|e| e.to_string())?;
+        counters.sync_thread.store(true, Ordering::Relaxed);
+        Ok(syncer)
+    })();
+    started
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "SQLite writer syncs its own commits");
+        })
+        .ok()
 }

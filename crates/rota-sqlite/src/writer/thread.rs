@@ -12,8 +12,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{broadcast, mpsc};
 
 use super::op::{ErasedOp, Msg};
+use super::sync::Syncer;
 use super::{Conns, Counters, On, OpEffects, WriterSetup};
-use crate::error::{is_connection_lost, map_native, map_sqlx};
+use crate::error::{duplicate, is_connection_lost, map_native, map_sqlx};
 
 /// A failed transaction-control statement.
 struct ExecError {
@@ -40,10 +41,18 @@ pub(super) struct Writer {
     committed: (bool, bool),
     /// The sqlx connection was lost; reconnect before its next operation.
     broken: bool,
+    /// Syncs the WAL and answers callers after commits (`None`: the
+    /// commits sync themselves).
+    syncer: Option<Syncer>,
 }
 
 impl Writer {
-    pub(super) fn new(conns: Conns, setup: WriterSetup, rx: mpsc::Receiver<Msg>) -> Writer {
+    pub(super) fn new(
+        conns: Conns,
+        setup: WriterSetup,
+        syncer: Option<Syncer>,
+        rx: mpsc::Receiver<Msg>,
+    ) -> Writer {
         Writer {
             conns,
             connect: setup.connect,
@@ -55,10 +64,12 @@ impl Writer {
             data_version: (None, None),
             committed: (false, false),
             broken: false,
+            syncer,
         }
     }
 
     pub(super) fn run(mut self) {
+        self.lower_sqlx_synchronous();
         self.probe();
         while let Some(first) = self.rx.blocking_recv() {
             let mut batch = Vec::new();
@@ -137,6 +148,27 @@ impl Writer {
         }
     }
 
+    /// With a sync thread, the sqlx connection commits without syncing too
+    /// (the native one was lowered when the thread started).
+    fn lower_sqlx_synchronous(&mut self) {
+        if self.syncer.is_none() || self.broken {
+            return;
+        }
+        if let Err(e) = self.exec(On::Sqlx, "PRAGMA synchronous = NORMAL") {
+            // Its commits then sync themselves: slower, as durable.
+            tracing::warn!(error = %e.err, "SQLite writer: the sqlx connection keeps its synchronous setting");
+        }
+    }
+
+    /// Answers `op` once what it committed is durable: after the sync
+    /// thread's next `fdatasync`, or now when commits sync themselves.
+    fn ack(&self, op: Box<dyn ErasedOp>) {
+        match &self.syncer {
+            Some(syncer) => syncer.after_sync(Box::new(move |failure| op.complete(failure))),
+            None => op.complete(None),
+        }
+    }
+
     fn run_batch(&mut self, on: On, mut ops: Vec<Box<dyn ErasedOp>>) {
         // A lone one-statement operation commits by itself.
         if ops.len() == 1 && ops[0].atomic() {
@@ -202,7 +234,7 @@ impl Writer {
             .ops
             .fetch_add(ops.len() as u64, Ordering::Relaxed);
         for op in ops {
-            op.complete(None);
+            self.ack(op);
         }
         self.after_commit(wake);
     }
@@ -239,7 +271,18 @@ impl Writer {
             self.committed.0 = true;
             // A producer that stopped waiting retracted first; a closed
             // reply means it is gone and the lease will expire.
-            let _ = req.reply.send(claimed);
+            let reply = req.reply;
+            match &self.syncer {
+                Some(syncer) => syncer.after_sync(Box::new(move |failure| {
+                    let _ = reply.send(match failure {
+                        Some(e) => Err(duplicate(e)),
+                        None => claimed,
+                    });
+                })),
+                None => {
+                    let _ = reply.send(claimed);
+                }
+            }
         }
     }
 
@@ -290,7 +333,11 @@ impl Writer {
             self.run_op(&mut op, &mut fx)
         };
         // A failed statement rolled itself back; the op keeps its error.
-        op.complete(None);
+        if ok {
+            self.ack(op);
+        } else {
+            op.complete(None);
+        }
         // A failed op may still have committed its statement (an error
         // raised after it): count it; at worst a spare wake-up.
         self.mark_committed(on);
@@ -315,8 +362,10 @@ impl Writer {
             for queue in fx.wake {
                 let _ = self.wake.send(Wakeup { queue: Some(queue) });
             }
+            self.ack(op);
+        } else {
+            op.complete(None);
         }
-        op.complete(None);
     }
 
     fn reconnect_if_broken(&mut self) {
@@ -329,6 +378,7 @@ impl Writer {
                 drop(old);
                 self.broken = false;
                 self.data_version.1 = None;
+                self.lower_sqlx_synchronous();
                 tracing::info!("SQLite writer reconnected");
             }
             Err(e) => tracing::warn!(error = %e, "SQLite writer cannot reconnect"),
