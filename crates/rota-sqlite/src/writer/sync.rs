@@ -57,6 +57,9 @@ impl Shared {
 pub(super) struct Syncer {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The WAL, for the writer's own syncs.
+    wal: File,
+    counters: Arc<Counters>,
 }
 
 impl Syncer {
@@ -65,22 +68,30 @@ impl Syncer {
     /// writes: a WAL is deleted only when its last connection closes).
     pub(super) fn start(wal: File, counters: Arc<Counters>) -> io::Result<Syncer> {
         let shared = Arc::new(Shared::default());
+        let own = wal.try_clone()?;
         let thread = std::thread::Builder::new()
             .name("rota-sqlite-sync".to_owned())
             .spawn({
-                let shared = shared.clone();
+                let (shared, counters) = (shared.clone(), counters.clone());
                 move || run(&shared, &wal, &counters)
             })?;
         Ok(Syncer {
             shared,
             thread: Some(thread),
+            wal: own,
+            counters,
         })
     }
 
-    /// Answers `ack` after the next sync of the WAL, which begins after
-    /// this call: call it once the commit has returned.
-    pub(super) fn after_sync(&self, ack: Ack) {
-        self.shared.lock().acks.push(ack);
+    /// Syncs the WAL on the calling thread, then answers `acks`.
+    pub(super) fn sync_here(&self, acks: Vec<Ack>) {
+        sync_then_answer(&self.wal, &self.counters, acks);
+    }
+
+    /// Answers `acks` after the next sync of the WAL, which begins after
+    /// this call: call it once their commits have returned.
+    pub(super) fn after_sync(&self, acks: Vec<Ack>) {
+        self.shared.lock().acks.extend(acks);
         self.shared.ready.notify_one();
     }
 }
@@ -112,18 +123,25 @@ fn run(shared: &Shared, wal: &File, counters: &Counters) {
             }
             std::mem::take(&mut waiting.acks)
         };
-        let failure = wal.sync_data().err().map(|e| {
-            tracing::error!(error = %e, "cannot sync the SQLite WAL");
-            DriverError::Unavailable(format!(
-                "committed, but the write-ahead log could not be synced to disk: {e}"
-            ))
-        });
-        if failure.is_none() {
-            counters.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        for ack in acks {
-            ack(failure.as_ref());
-        }
+        sync_then_answer(wal, counters, acks);
+    }
+}
+
+/// Syncs `wal`, then answers `acks` (with the error, if the sync failed).
+/// The writer calls it itself when nothing else waits for it: a hand-over
+/// to the sync thread costs a thread wake-up per commit.
+pub(super) fn sync_then_answer(wal: &File, counters: &Counters, acks: Vec<Ack>) {
+    let failure = wal.sync_data().err().map(|e| {
+        tracing::error!(error = %e, "cannot sync the SQLite WAL");
+        DriverError::Unavailable(format!(
+            "committed, but the write-ahead log could not be synced to disk: {e}"
+        ))
+    });
+    if failure.is_none() {
+        counters.syncs.fetch_add(1, Ordering::Relaxed);
+    }
+    for ack in acks {
+        ack(failure.as_ref());
     }
 }
 
@@ -149,10 +167,10 @@ mod tests {
         for i in 0..100 {
             let before = counters.syncs.load(Ordering::SeqCst);
             let (tx, counters) = (tx.clone(), counters.clone());
-            syncer.after_sync(Box::new(move |failure| {
+            syncer.after_sync(vec![Box::new(move |failure| {
                 let after = counters.syncs.load(Ordering::SeqCst);
                 tx.send((i, failure.is_none(), before, after)).unwrap();
-            }));
+            })]);
         }
         let mut seen = Vec::new();
         for _ in 0..100 {
@@ -174,9 +192,9 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for _ in 0..10 {
             let tx = tx.clone();
-            syncer.after_sync(Box::new(move |failure| {
+            syncer.after_sync(vec![Box::new(move |failure| {
                 tx.send(failure.is_none()).unwrap();
-            }));
+            })]);
         }
         drop(syncer);
         let answered: Vec<bool> = rx.try_iter().collect();
@@ -195,9 +213,9 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for _ in 0..3 {
             let tx = tx.clone();
-            syncer.after_sync(Box::new(move |failure| {
+            syncer.after_sync(vec![Box::new(move |failure| {
                 tx.send(failure.map(ToString::to_string)).unwrap();
-            }));
+            })]);
         }
         for _ in 0..3 {
             let failure = rx.recv_timeout(Duration::from_secs(10)).unwrap();

@@ -12,7 +12,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{broadcast, mpsc};
 
 use super::op::{ErasedOp, Msg};
-use super::sync::Syncer;
+use super::sync::{Ack, Syncer};
 use super::{Conns, Counters, On, OpEffects, WriterSetup};
 use crate::error::{duplicate, is_connection_lost, map_native, map_sqlx};
 
@@ -44,6 +44,8 @@ pub(super) struct Writer {
     /// Syncs the WAL and answers callers after commits (`None`: the
     /// commits sync themselves).
     syncer: Option<Syncer>,
+    /// Answers of this round's commits, waiting for a sync.
+    acks: Vec<Ack>,
 }
 
 impl Writer {
@@ -65,6 +67,7 @@ impl Writer {
             committed: (false, false),
             broken: false,
             syncer,
+            acks: Vec::new(),
         }
     }
 
@@ -106,6 +109,26 @@ impl Writer {
             if self.counters.probe_requested.swap(false, Ordering::SeqCst) || probe {
                 self.probe();
             }
+            self.sync_acks();
+        }
+    }
+
+    /// Hands this round's answers to the sync thread when more work is
+    /// queued, so the writer goes on while the disk syncs; syncs here when
+    /// nothing is, which saves the sequential caller a thread wake-up and
+    /// still covers the round's parked claims with the same sync.
+    fn sync_acks(&mut self) {
+        let Some(syncer) = &self.syncer else {
+            return;
+        };
+        if self.acks.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.acks);
+        if self.rx.is_empty() {
+            syncer.sync_here(acks);
+        } else {
+            syncer.after_sync(acks);
         }
     }
 
@@ -162,9 +185,11 @@ impl Writer {
 
     /// Answers `op` once what it committed is durable: after the sync
     /// thread's next `fdatasync`, or now when commits sync themselves.
-    fn ack(&self, op: Box<dyn ErasedOp>) {
+    fn ack(&mut self, op: Box<dyn ErasedOp>) {
         match &self.syncer {
-            Some(syncer) => syncer.after_sync(Box::new(move |failure| op.complete(failure))),
+            Some(_) => self
+                .acks
+                .push(Box::new(move |failure| op.complete(failure))),
             None => op.complete(None),
         }
     }
@@ -273,7 +298,7 @@ impl Writer {
             // reply means it is gone and the lease will expire.
             let reply = req.reply;
             match &self.syncer {
-                Some(syncer) => syncer.after_sync(Box::new(move |failure| {
+                Some(_) => self.acks.push(Box::new(move |failure| {
                     let _ = reply.send(match failure {
                         Some(e) => Err(duplicate(e)),
                         None => claimed,
