@@ -12,11 +12,14 @@
 //!
 //! Arguments: the migrated file; the changes (comma-separated names from
 //! [`PARTS`], or `none`); the workload (`single`: one-row inserts in
-//! autocommit; `bulk`: 500-row inserts in one transaction; `load`: the same,
-//! the base of `process`; `process`: load, then claims of 1,000 and
-//! plain-success finishes of 512, as the writer issues them); the job
-//! count. The statements are the driver's own (`rota_sqlite::hot_sql`). Instructions per job of `process` are its total minus that
-//! of `load` with the same count, divided by the count. Single-row commit
+//! autocommit; `bulk`: 500-row inserts in one transaction, every column
+//! bound per row; `shared`: the same as the driver runs a bulk load of one
+//! kind, the columns all rows share bound once; `load`: as `bulk`, the base
+//! of `process`; `process`: load, then claims of 1,000 and plain-success
+//! finishes of 512, as the writer issues them); the job count. The
+//! statements are the driver's own (`rota_sqlite::hot_sql`). Instructions
+//! per job of `process` are its total minus that of `load` with the same
+//! count, divided by the count. Single-row commit
 //! times print as well, since `single` is what the disk decides.
 
 use std::error::Error;
@@ -114,6 +117,35 @@ fn load(c: &Connection, n: usize) -> rusqlite::Result<()> {
     c.execute_batch("COMMIT")
 }
 
+/// `load` as the driver runs a bulk load of one kind: the columns every
+/// row shares bound once per statement, no `RETURNING`.
+fn load_shared(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
+    let sql = hot_sql::insert_shared(500);
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    for k in 0..n / 500 {
+        // kind, queue, state, priority, max_attempts, labels, attributes,
+        // timeout; then per row args, run_at, created_at, unique_key,
+        // trace context.
+        let first = job(k * 500);
+        let mut params: Vec<Value> = [0, 1, 2, 3, 5, 8, 9, 11]
+            .iter()
+            .map(|&c| first[c].clone())
+            .collect();
+        for i in 0..500 {
+            let row = job(k * 500 + i);
+            params.extend([4, 6, 7, 10, 12].iter().map(|&c| row[c].clone()));
+        }
+        let inserted = c
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(params.iter()))?;
+        if inserted != 500 {
+            return Err(format!("{inserted} of 500 rows inserted").into());
+        }
+    }
+    c.execute_batch("COMMIT")?;
+    Ok(())
+}
+
 fn process(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
     load(c, n)?;
     let finish = hot_sql::succeed(512);
@@ -181,7 +213,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, schema, parts, mode, n] = args.as_slice() else {
         return Err(
-            "usage: sqlite_costs MIGRATED.db PART,...|none single|bulk|load|process N".into(),
+            "usage: sqlite_costs MIGRATED.db PART,...|none single|bulk|shared|load|process N"
+                .into(),
         );
     };
     let n: usize = n.parse()?;
@@ -217,6 +250,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             println!("{per:.1} us per single-row commit");
         }
         "bulk" | "load" => load(&c, n)?,
+        "shared" => load_shared(&c, n)?,
         "process" => process(&c, n)?,
         other => return Err(format!("unknown workload {other:?}").into()),
     }

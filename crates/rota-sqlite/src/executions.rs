@@ -15,7 +15,8 @@ use sqlx::sqlite::{Sqlite, SqliteConnection};
 use sqlx::{QueryBuilder, Row};
 
 use crate::error::map_sqlx;
-use crate::jobs::{JobOrigin, attribute_path, insert_many};
+use crate::insert::{JobOrigin, insert_many};
+use crate::jobs::attribute_path;
 use crate::row::{
     counts_from_row, execution_columns, execution_from_row, micros, parse_execution_status, to_json,
 };

@@ -2,7 +2,7 @@
 //! engine (`rota-bench`'s `sqlite_costs` example runs them under
 //! callgrind). Not a stable API: the text changes with the driver.
 
-use crate::jobs::{self, JobOrigin};
+use crate::insert::{self, JobOrigin, Shape};
 use crate::runs;
 
 /// The claim's read: whole rows of up to `?3` available jobs of queue
@@ -15,12 +15,23 @@ pub const CLAIM_SELECT: &str = runs::CLAIM_SELECT_SQL;
 /// `?2`, start `?3` and node `?4`.
 pub const CLAIM_UPDATE: &str = runs::CLAIM_UPDATE_SQL;
 
-/// The multi-row insert of `n` jobs without an execution or schedule: 13
-/// parameters per row, in the order `kind, queue, state, priority, args,
+/// The multi-row insert of `n` jobs without an execution or schedule, as
+/// the driver runs it for jobs that differ in every column: 13 parameters
+/// per row, in the order `kind, queue, state, priority, args,
 /// max_attempts, run_at, created_at, labels, attributes, unique_key,
-/// timeout_ms, trace_context`.
+/// timeout_ms, trace_context`; it returns `(id, unique_key)` of the rows
+/// it inserted.
 pub fn insert(n: usize) -> String {
-    jobs::insert_sql(n, JobOrigin::default())
+    insert::insert_sql(n, JobOrigin::default(), Shape::General, true)
+}
+
+/// The multi-row insert of `n` jobs without unique keys that agree on
+/// every column but their args, times and trace context (a bulk load of
+/// one kind): the shared `kind, queue, state, priority, max_attempts,
+/// labels, attributes, timeout_ms` as `?1`–`?8`, then `args, run_at,
+/// created_at, unique_key, trace_context` per row. Returns nothing.
+pub fn insert_shared(n: usize) -> String {
+    insert::insert_sql(n, JobOrigin::default(), Shape::Shared, false)
 }
 
 /// The plain-success finish of `n` runs: `(id, lease_token, attempt,

@@ -45,6 +45,7 @@ mod error;
 mod executions;
 #[doc(hidden)]
 pub mod hot_sql;
+mod insert;
 mod jobs;
 mod leader;
 mod migrate;
@@ -92,7 +93,8 @@ use sqlx::{ConnectOptions, Row};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
-pub use jobs::{MAX_LIST_LIMIT, job_insert_many_in, job_list_in};
+pub use insert::job_insert_many_in;
+pub use jobs::{MAX_LIST_LIMIT, job_list_in};
 pub use options::{SqliteOptions, Synchronous, connect_options};
 pub use runs::job_finish_in;
 pub use writer::WriterStats;
@@ -365,12 +367,12 @@ impl Driver for SqliteDriver {
         if params.is_empty() {
             return Ok(Vec::new());
         }
-        let plan = jobs::InsertPlan::new(params, jobs::JobOrigin::default())?;
+        let plan = insert::InsertPlan::new(params, insert::JobOrigin::default())?;
         let atomic = plan.is_one_statement();
         self.inner
             .writer
             .write_native(atomic, move |conn, fx| {
-                let out = jobs::insert_many_native(conn, plan)?;
+                let out = insert::insert_many_native(conn, plan)?;
                 for j in &out {
                     if j.inserted && j.job.state == JobState::Available {
                         fx.wake(&j.job.queue);

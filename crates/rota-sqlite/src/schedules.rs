@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteConnection;
 
 use crate::error::map_sqlx;
 use crate::executions::{insert_row as insert_execution, page, wake_inserted};
-use crate::jobs::{JobOrigin, insert_many};
+use crate::insert::{JobOrigin, insert_many};
 use crate::row::{fire_from_row, micros, opt_micros, schedule_columns, schedule_from_row, to_json};
 use crate::writer::OpEffects;
 

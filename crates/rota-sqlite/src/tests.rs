@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 
 use crate::options::{SqliteOptions, connect_options_with};
 use crate::writer::{self, Counters, WriterHandle};
-use crate::{api_keys, executions, jobs, migrate, nodes, runs, schedules, webhooks};
+use crate::{api_keys, executions, insert, jobs, migrate, nodes, runs, schedules, webhooks};
 
 pub(crate) async fn connection(
     dir: &tempfile::TempDir,
@@ -428,7 +428,7 @@ async fn hot_statements_use_their_indexes() {
         (runs::EXPIRED_SQL.to_owned(), "rota_jobs_lease_idx"),
         (jobs::PRUNE_AGE_SQL.to_owned(), "rota_jobs_finished_idx"),
         (jobs::PRUNE_KEEP_SQL.to_owned(), "rota_jobs_finished_idx"),
-        (jobs::HOLDER_SQL.to_owned(), "rota_jobs_unique_key_idx"),
+        (insert::HOLDER_SQL.to_owned(), "rota_jobs_unique_key_idx"),
         (runs::finish_sql(3), "INTEGER PRIMARY KEY"),
         (runs::succeed_sql(3), "INTEGER PRIMARY KEY"),
         (runs::heartbeat_sql(3), "INTEGER PRIMARY KEY"),
