@@ -174,3 +174,40 @@ async fn a_chunk_with_a_unique_key_returns_which_jobs_were_inserted() {
     let stored: Vec<i64> = stored_ids(&conn).iter().map(|(_, i)| *i).collect();
     assert_eq!(stored, [0, 1, 2]);
 }
+
+#[tokio::test]
+async fn ids_without_returning_stay_right_while_triggers_insert_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, opts) = connection(&dir).await;
+    let conn = native(&opts);
+    // A webhook makes the insert trigger write an event per job, and an
+    // execution makes it count the jobs: both into AUTOINCREMENT tables.
+    conn.execute_batch(
+        "INSERT INTO rota_webhooks (url, secret, created_at) VALUES ('http://127.0.0.1:9/', 's', 0);
+         INSERT INTO rota_executions (owner_kind, owner_id, trigger, created_at, updated_at)
+             VALUES ('k', 'o', 'manual', 0, 0);",
+    )
+    .unwrap();
+    let origin = JobOrigin {
+        execution_id: Some(1),
+        ..JobOrigin::default()
+    };
+    let specs: Vec<_> = (0..INSERT_CHUNK + 3).map(spec).collect();
+    let plan = InsertPlan::new(specs, origin).unwrap();
+    assert!(plan.statements.iter().all(|s| !s.returning));
+    let inserted = insert_many_native(&conn, plan).unwrap();
+    let answered: Vec<(i64, i64)> = inserted
+        .iter()
+        .map(|j| (j.job.id, j.job.args["i"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(answered, stored_ids(&conn));
+    let (events, available): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM rota_events WHERE entity = 'job'), \
+                    (SELECT available FROM rota_executions WHERE id = 1)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((events, available), (503, 503));
+}

@@ -14,6 +14,8 @@ pub enum Synchronous {
     /// acknowledged, so an acknowledged write survives a power loss or OS
     /// crash. Rota's writer syncs from a thread of its own, so one
     /// `fdatasync` covers every commit made while the previous one ran.
+    /// Other connections (reads, your own transactions) may see a commit
+    /// of the writer before that sync; nobody is answered before it.
     #[default]
     Full,
     /// `NORMAL`: the WAL is synced only at checkpoints. Commits survive an

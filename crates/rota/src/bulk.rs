@@ -85,8 +85,10 @@ impl Client {
     /// and sends no more chunks, waits for the ones being written, and
     /// returns which requests were enqueued ([`BulkError`]). A later
     /// chunk's jobs get a later default `run_at` than an earlier one's, so
-    /// they are claimed after them; ids of two chunks written at once may
-    /// interleave. A chunk holding unique keys is written alone, so the
+    /// they are claimed after them. Chunks reach the store in input order
+    /// (on SQLite ids therefore rise in input order; on PostgreSQL the ids
+    /// of two chunks written at once may interleave). A chunk holding
+    /// unique keys is written alone, so the
     /// first request of a key in input order is the one inserted.
     ///
     /// Dropping the returned future stops reading, but chunks already

@@ -232,8 +232,15 @@ fn start_syncer(native: &rusqlite::Connection, counters: &Arc<Counters>) -> Opti
                     Err(format!("journal_mode is {mode}, not wal"))
                 }
             })?;
-        let wal = std::fs::File::open(format!("{db}-wal")).map_err(|e| e.to_string())?;
-        let syncer = sync::Syncer::start(wal, counters.clone()).map_err(|e| e.to_string())?;
+        // Opened for writing too, though only synced: some platforms sync
+        // only files open for writing.
+        let wal = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("{db}-wal"))
+            .map_err(|e| e.to_string())?;
+        let syncer = sync::Syncer::start(sync::wal_sync(wal), counters.clone())
+            .map_err(|e| e.to_string())?;
         native
             .execute_batch("PRAGMA synchronous = NORMAL")
             .map_err(|e| e.to_string())?;

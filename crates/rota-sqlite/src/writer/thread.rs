@@ -91,6 +91,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            if let Some(failure) = self.syncer.as_ref().and_then(Syncer::failure) {
+                // A sync failed: nothing written from now on could be
+                // acknowledged as durable, so nothing is written.
+                for op in batch.into_iter().chain(alone) {
+                    op.complete(Some(&failure));
+                }
+                continue;
+            }
             if !batch.is_empty() {
                 let (native, sqlx): (Vec<_>, Vec<_>) =
                     batch.into_iter().partition(|op| op.on() == On::Native);
@@ -98,11 +106,15 @@ impl Writer {
                     self.run_batch(On::Native, native);
                 }
                 if !sqlx.is_empty() {
+                    // The sqlx batch may wait (`busy_timeout`) for another
+                    // process's lock: answer the native callers first.
+                    self.sync_acks();
                     self.reconnect_if_broken();
                     self.run_batch(On::Sqlx, sqlx);
                 }
             }
             if let Some(op) = alone {
+                self.sync_acks();
                 self.reconnect_if_broken();
                 self.run_alone(op);
             }
@@ -184,13 +196,29 @@ impl Writer {
     }
 
     /// Answers `op` once what it committed is durable: after the sync
-    /// thread's next `fdatasync`, or now when commits sync themselves.
+    /// thread's next `fdatasync`, or now when commits sync themselves. A
+    /// failed op waits too: its error may tell of an earlier commit (a
+    /// cancel refused because the job just succeeded) not yet synced.
     fn ack(&mut self, op: Box<dyn ErasedOp>) {
         match &self.syncer {
             Some(_) => self
                 .acks
                 .push(Box::new(move |failure| op.complete(failure))),
             None => op.complete(None),
+        }
+    }
+
+    /// Answers `op` with `err` (nothing of its own was committed), after
+    /// the next sync like every other answer.
+    fn fail(&mut self, op: Box<dyn ErasedOp>, err: &DriverError) {
+        match &self.syncer {
+            Some(_) => {
+                let err = duplicate(err);
+                self.acks.push(Box::new(move |failure| {
+                    op.complete(Some(failure.unwrap_or(&err)))
+                }));
+            }
+            None => op.complete(Some(err)),
         }
     }
 
@@ -223,7 +251,7 @@ impl Writer {
                         tracing::debug!(error = %e.err, "rollback after a failed operation");
                     }
                     for op in ops {
-                        op.complete(None);
+                        self.ack(op);
                     }
                     return;
                 }
@@ -322,7 +350,7 @@ impl Writer {
             tracing::debug!(error = %r.err, "rollback after a failed batch");
         }
         for op in ops {
-            op.complete(Some(&e.err));
+            self.fail(op, &e.err);
         }
         if e.lost {
             self.broken = true;
@@ -358,11 +386,7 @@ impl Writer {
             self.run_op(&mut op, &mut fx)
         };
         // A failed statement rolled itself back; the op keeps its error.
-        if ok {
-            self.ack(op);
-        } else {
-            op.complete(None);
-        }
+        self.ack(op);
         // A failed op may still have committed its statement (an error
         // raised after it): count it; at worst a spare wake-up.
         self.mark_committed(on);
@@ -387,10 +411,8 @@ impl Writer {
             for queue in fx.wake {
                 let _ = self.wake.send(Wakeup { queue: Some(queue) });
             }
-            self.ack(op);
-        } else {
-            op.complete(None);
         }
+        self.ack(op);
     }
 
     fn reconnect_if_broken(&mut self) {
