@@ -196,7 +196,7 @@ mod tests {
         let release = Mutex::new(release);
         Box::new(move || {
             let _ = started.send(());
-            release.lock().unwrap().recv().unwrap_or_else(|_| Ok(()))
+            release.lock().unwrap().recv().unwrap_or(Ok(()))
         })
     }
 
