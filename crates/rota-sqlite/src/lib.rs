@@ -196,10 +196,12 @@ impl SqliteDriver {
                 counters: counters.clone(),
                 wake: wake.clone(),
                 parked: parked.clone(),
-                sync_off_thread: matches!(
-                    options.synchronous,
-                    Synchronous::Full | Synchronous::Extra
-                ),
+                durability: if matches!(options.synchronous, Synchronous::Full | Synchronous::Extra)
+                {
+                    writer::Durability::SyncThread
+                } else {
+                    writer::Durability::OwnCommits
+                },
             },
         )?;
         Ok(SqliteDriver {

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::tests::{hold, insert_native, insert_x, stored, writer_with};
+use crate::tests::{hold, insert_native, insert_x, stored, writer_with, writer_with_durability};
 
 /// `PRAGMA synchronous` of the writer's native and sqlx connections.
 async fn synchronous(w: &crate::writer::WriterHandle) -> (i64, i64) {
@@ -134,4 +134,44 @@ async fn the_driver_syncs_off_the_writer_only_when_the_setting_asks_for_syncs() 
             "{synchronous:?}: {writer}"
         );
     }
+}
+
+#[tokio::test]
+async fn after_a_failed_sync_the_writer_answers_errors_and_writes_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    let dir = tempfile::tempdir().unwrap();
+    // The first sync fails; any later one would succeed.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(AtomicBool::new(true));
+    let sync: crate::writer::SyncFn = {
+        let (calls, failing) = (calls.clone(), failing.clone());
+        Box::new(move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if failing.swap(false, Ordering::SeqCst) {
+                Err(std::io::Error::other("EIO"))
+            } else {
+                Ok(())
+            }
+        })
+    };
+    let (w, counters, opts, _) =
+        writer_with_durability(&dir, crate::writer::Durability::SyncWith(sync)).await;
+    assert!(counters.sync_thread.load(Ordering::SeqCst));
+
+    // Committed, but its sync failed: an error, and not a transient one.
+    let first = insert_native(&w, Some(1), false).await.unwrap_err();
+    assert!(first.to_string().contains("could not be synced"), "{first}");
+    assert!(!first.is_transient());
+    // From now on nothing runs: the ops are refused without writing.
+    let native = insert_native(&w, Some(2), false).await.unwrap_err();
+    let sqlx = insert_x(&w, 3, false).await.unwrap_err();
+    for e in [&native, &sqlx] {
+        assert!(e.to_string().contains("could not be synced"), "{e}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no sync after the failure");
+    assert_eq!(counters.syncs.load(Ordering::SeqCst), 0);
+    // The first row is there (visible, never acknowledged); no other.
+    assert_eq!(stored(&opts).await, vec![1]);
 }

@@ -64,6 +64,25 @@ pub(crate) async fn writer_with(
     sqlx::sqlite::SqliteConnectOptions,
     broadcast::Sender<rota_driver::Wakeup>,
 ) {
+    let durability = if sync_off_thread {
+        writer::Durability::SyncThread
+    } else {
+        writer::Durability::OwnCommits
+    };
+    writer_with_durability(dir, durability).await
+}
+
+/// A writer on a migrated file with a table `t (x)`, made durable as
+/// `durability` says.
+pub(crate) async fn writer_with_durability(
+    dir: &tempfile::TempDir,
+    durability: writer::Durability,
+) -> (
+    WriterHandle,
+    Arc<Counters>,
+    sqlx::sqlite::SqliteConnectOptions,
+    broadcast::Sender<rota_driver::Wakeup>,
+) {
     let (mut conn, opts) = connection(dir).await;
     sqlx::raw_sql("CREATE TABLE t (x INTEGER NOT NULL)")
         .execute(&mut conn)
@@ -82,7 +101,7 @@ pub(crate) async fn writer_with(
             counters: counters.clone(),
             wake: wake.clone(),
             parked: Arc::default(),
-            sync_off_thread,
+            durability,
         },
     )
     .unwrap();

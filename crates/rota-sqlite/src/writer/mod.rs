@@ -42,6 +42,8 @@ mod op;
 mod sync;
 mod thread;
 
+pub(crate) use sync::SyncFn;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -179,9 +181,21 @@ pub(crate) struct WriterSetup {
     pub(crate) counters: Arc<Counters>,
     pub(crate) wake: broadcast::Sender<Wakeup>,
     pub(crate) parked: Arc<ParkingLot>,
-    /// Acknowledge after syncing the WAL off the writer thread (for
-    /// `synchronous = FULL` or `EXTRA`); see [`sync`].
-    pub(crate) sync_off_thread: bool,
+    /// Who makes commits durable.
+    pub(crate) durability: Durability,
+}
+
+/// Who makes the writer's commits durable.
+pub(crate) enum Durability {
+    /// Each commit, as `synchronous` says (below `FULL`, or when the sync
+    /// thread cannot start).
+    OwnCommits,
+    /// An `fdatasync` of the WAL before every answer, off the writer
+    /// thread when work is queued (for `FULL` and `EXTRA`); see [`sync`].
+    SyncThread,
+    /// As `SyncThread`, with this sync instead of the WAL file's.
+    #[cfg(test)]
+    SyncWith(SyncFn),
 }
 
 /// Starts the writer thread on `sqlx` and `native`; it stops when every
@@ -190,16 +204,17 @@ pub(crate) struct WriterSetup {
 pub(crate) fn spawn(
     sqlx: SqliteConnection,
     native: rusqlite::Connection,
-    setup: WriterSetup,
+    mut setup: WriterSetup,
 ) -> Result<WriterHandle> {
     let rt = Handle::try_current().map_err(|e| {
         DriverError::Unavailable(format!("the SQLite writer needs a Tokio runtime: {e}"))
     })?;
     let (tx, rx) = mpsc::channel(setup.queue.max(1));
-    let syncer = if setup.sync_off_thread {
-        start_syncer(&native, &setup.counters)
-    } else {
-        None
+    let syncer = match std::mem::replace(&mut setup.durability, Durability::OwnCommits) {
+        Durability::OwnCommits => None,
+        Durability::SyncThread => start_syncer(&native, &setup.counters, None),
+        #[cfg(test)]
+        Durability::SyncWith(sync) => start_syncer(&native, &setup.counters, Some(sync)),
     };
     let writer = Writer::new(Conns { rt, sqlx, native }, setup, syncer, rx);
     std::thread::Builder::new()
@@ -209,12 +224,25 @@ pub(crate) fn spawn(
     Ok(WriterHandle::new(tx))
 }
 
-/// Starts the sync thread for the database of `native` and lowers the
-/// native connection to `synchronous = NORMAL` (the sqlx one follows when
-/// the writer starts). On any failure the writer keeps syncing its own
-/// commits, as `synchronous` says.
-fn start_syncer(native: &rusqlite::Connection, counters: &Arc<Counters>) -> Option<sync::Syncer> {
+/// Starts the sync thread for the database of `native` (with `sync`, or
+/// a sync of its WAL file) and lowers the native connection to
+/// `synchronous = NORMAL` (the sqlx one follows when the writer starts).
+/// On any failure the writer keeps syncing its own commits, as
+/// `synchronous` says.
+fn start_syncer(
+    native: &rusqlite::Connection,
+    counters: &Arc<Counters>,
+    sync: Option<SyncFn>,
+) -> Option<sync::Syncer> {
     let started = (|| -> std::result::Result<sync::Syncer, String> {
+        if let Some(sync) = sync {
+            let syncer = sync::Syncer::start(sync, counters.clone()).map_err(|e| e.to_string())?;
+            native
+                .execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(|e| e.to_string())?;
+            counters.sync_thread.store(true, Ordering::Relaxed);
+            return Ok(syncer);
+        }
         let db = native
             .path()
             .filter(|p| !p.is_empty())

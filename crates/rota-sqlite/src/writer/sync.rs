@@ -39,7 +39,7 @@ use super::Counters;
 pub(super) type Ack = Box<dyn FnOnce(Option<&DriverError>) + Send>;
 
 /// Makes every WAL frame written so far durable (`fdatasync` of the file).
-pub(super) type SyncFn = Box<dyn Fn() -> io::Result<()> + Send + Sync>;
+pub(crate) type SyncFn = Box<dyn Fn() -> io::Result<()> + Send + Sync>;
 
 /// A sync of `wal`.
 pub(super) fn wal_sync(wal: File) -> SyncFn {
