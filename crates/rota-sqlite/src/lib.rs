@@ -338,13 +338,14 @@ impl Driver for SqliteDriver {
             ("page_size".to_owned(), get("page_size")?),
             (
                 "writer".to_owned(),
-                if self.inner.counters.sync_thread.load(Ordering::Relaxed) {
-                    "one thread (rusqlite hot paths, sqlx for the rest), group commit, \
-                     WAL synced by a thread of its own before each acknowledgement"
-                } else {
-                    "one thread (rusqlite hot paths, sqlx for the rest), group commit"
-                }
-                .to_owned(),
+                format!(
+                    "one thread (rusqlite hot paths, sqlx for the rest), group commit{}",
+                    if self.inner.counters.sync_thread.load(Ordering::Relaxed) {
+                        ", WAL synced by a thread of its own before each acknowledgement"
+                    } else {
+                        ""
+                    }
+                ),
             ),
             ("max_batch".to_owned(), o.max_batch.to_string()),
             (

@@ -122,11 +122,7 @@ impl Client {
         let mut outcome = Outcome::default();
         let mut writing: VecDeque<Writing> = VecDeque::with_capacity(BULK_IN_FLIGHT);
         // Fires when the last chunk sent has taken its first step.
-        let mut previous_started = {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let _ = tx.send(());
-            rx
-        };
+        let mut previous_started: Option<tokio::sync::oneshot::Receiver<()>> = None;
         loop {
             // Built while the chunks in `writing` are being written.
             let start = outcome.read;
@@ -170,7 +166,7 @@ impl Client {
             }
             let driver = self.driver().clone();
             let (started, next) = tokio::sync::oneshot::channel();
-            let previous = std::mem::replace(&mut previous_started, next);
+            let previous = previous_started.replace(next);
             writing.push_back(Writing {
                 positions,
                 exclusive,
@@ -182,7 +178,9 @@ impl Client {
                     // index (ordered by `run_at`, one per chunk) is only
                     // ever appended to (inserting a chunk before the one
                     // written ahead of it cost ~1.5k instructions per row).
-                    let _ = previous.await;
+                    if let Some(previous) = previous {
+                        let _ = previous.await;
+                    }
                     let mut insert = std::pin::pin!(driver.job_insert_many(params));
                     let first =
                         std::future::poll_fn(|cx| std::task::Poll::Ready(insert.as_mut().poll(cx)))

@@ -235,40 +235,11 @@ fn start_syncer(
     sync: Option<SyncFn>,
 ) -> Option<sync::Syncer> {
     let started = (|| -> std::result::Result<sync::Syncer, String> {
-        if let Some(sync) = sync {
-            let syncer = sync::Syncer::start(sync, counters.clone()).map_err(|e| e.to_string())?;
-            native
-                .execute_batch("PRAGMA synchronous = NORMAL")
-                .map_err(|e| e.to_string())?;
-            counters.sync_thread.store(true, Ordering::Relaxed);
-            return Ok(syncer);
-        }
-        let db = native
-            .path()
-            .filter(|p| !p.is_empty())
-            .ok_or("the database has no file")?;
-        // A read opens (creating if needed) the WAL; it stays while any
-        // connection is open, so the file opened here is the one SQLite
-        // writes until the writer closes.
-        native
-            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
-            .map_err(|e| e.to_string())
-            .and_then(|mode| {
-                if mode.eq_ignore_ascii_case("wal") {
-                    Ok(())
-                } else {
-                    Err(format!("journal_mode is {mode}, not wal"))
-                }
-            })?;
-        // Opened for writing too, though only synced: some platforms sync
-        // only files open for writing.
-        let wal = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("{db}-wal"))
-            .map_err(|e| e.to_string())?;
-        let syncer = sync::Syncer::start(sync::wal_sync(wal), counters.clone())
-            .map_err(|e| e.to_string())?;
+        let sync = match sync {
+            Some(sync) => sync,
+            None => sync::wal_sync(open_wal(native)?),
+        };
+        let syncer = sync::Syncer::start(sync, counters.clone()).map_err(|e| e.to_string())?;
         native
             .execute_batch("PRAGMA synchronous = NORMAL")
             .map_err(|e| e.to_string())?;
@@ -280,4 +251,32 @@ fn start_syncer(
             tracing::warn!(error = %e, "SQLite writer syncs its own commits");
         })
         .ok()
+}
+
+/// The WAL file of `native`'s database, which must be in WAL mode.
+fn open_wal(native: &rusqlite::Connection) -> std::result::Result<std::fs::File, String> {
+    let db = native
+        .path()
+        .filter(|p| !p.is_empty())
+        .ok_or("the database has no file")?;
+    // A read opens (creating if needed) the WAL; it stays while any
+    // connection is open, so the file opened here is the one SQLite
+    // writes until the writer closes.
+    native
+        .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+        .map_err(|e| e.to_string())
+        .and_then(|mode| {
+            if mode.eq_ignore_ascii_case("wal") {
+                Ok(())
+            } else {
+                Err(format!("journal_mode is {mode}, not wal"))
+            }
+        })?;
+    // Opened for writing too, though only synced: some platforms sync
+    // only files open for writing.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("{db}-wal"))
+        .map_err(|e| e.to_string())
 }

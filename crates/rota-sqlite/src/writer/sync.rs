@@ -200,6 +200,29 @@ mod tests {
         })
     }
 
+    /// A syncer whose syncs are held (see [`held_sync`]).
+    struct Held {
+        syncer: Syncer,
+        counters: Arc<Counters>,
+        /// One message per sync begun.
+        started: mpsc::Receiver<()>,
+        /// Ends the held sync with this result.
+        release: mpsc::Sender<io::Result<()>>,
+    }
+
+    fn held() -> Held {
+        let counters = Arc::new(Counters::default());
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let syncer = Syncer::start(held_sync(started_tx, release_rx), counters.clone()).unwrap();
+        Held {
+            syncer,
+            counters,
+            started,
+            release,
+        }
+    }
+
     fn answer_to(tx: &mpsc::Sender<Option<String>>) -> Ack {
         let tx = tx.clone();
         Box::new(move |failure| {
@@ -209,10 +232,12 @@ mod tests {
 
     #[test]
     fn an_ack_waits_for_a_sync_that_begins_after_it_was_handed_over() {
-        let counters = Arc::new(Counters::default());
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel();
-        let syncer = Syncer::start(held_sync(started_tx, release_rx), counters.clone()).unwrap();
+        let Held {
+            syncer,
+            counters,
+            started,
+            release,
+        } = held();
         let (tx, answers) = mpsc::channel();
         // A first ack starts a sync, which is held.
         syncer.after_sync(vec![answer_to(&tx)]);
@@ -235,10 +260,12 @@ mod tests {
 
     #[test]
     fn acks_handed_over_while_a_sync_runs_share_the_next_one_and_keep_their_order() {
-        let counters = Arc::new(Counters::default());
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel();
-        let syncer = Syncer::start(held_sync(started_tx, release_rx), counters.clone()).unwrap();
+        let Held {
+            syncer,
+            counters,
+            started,
+            release,
+        } = held();
         let (tx, answers) = mpsc::channel();
         syncer.after_sync(vec![answer_to(&tx)]);
         started.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -280,10 +307,12 @@ mod tests {
 
     #[test]
     fn a_failed_sync_fails_every_later_ack_even_when_a_later_sync_succeeds() {
-        let counters = Arc::new(Counters::default());
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel();
-        let syncer = Syncer::start(held_sync(started_tx, release_rx), counters.clone()).unwrap();
+        let Held {
+            syncer,
+            counters,
+            started,
+            release,
+        } = held();
         let (tx, answers) = mpsc::channel();
         syncer.after_sync(vec![answer_to(&tx), answer_to(&tx)]);
         started.recv_timeout(Duration::from_secs(10)).unwrap();

@@ -200,25 +200,25 @@ impl Writer {
     /// failed op waits too: its error may tell of an earlier commit (a
     /// cancel refused because the job just succeeded) not yet synced.
     fn ack(&mut self, op: Box<dyn ErasedOp>) {
-        match &self.syncer {
-            Some(_) => self
-                .acks
-                .push(Box::new(move |failure| op.complete(failure))),
-            None => op.complete(None),
-        }
+        self.answer(Box::new(move |failure| op.complete(failure)));
     }
 
     /// Answers `op` with `err` (nothing of its own was committed), after
     /// the next sync like every other answer.
     fn fail(&mut self, op: Box<dyn ErasedOp>, err: &DriverError) {
-        match &self.syncer {
-            Some(_) => {
-                let err = duplicate(err);
-                self.acks.push(Box::new(move |failure| {
-                    op.complete(Some(failure.unwrap_or(&err)))
-                }));
-            }
-            None => op.complete(Some(err)),
+        let err = duplicate(err);
+        self.answer(Box::new(move |failure| {
+            op.complete(Some(failure.unwrap_or(&err)))
+        }));
+    }
+
+    /// Runs `answer` after the next sync of this round's commits, or now
+    /// (as synced) when commits sync themselves.
+    fn answer(&mut self, answer: Ack) {
+        if self.syncer.is_some() {
+            self.acks.push(answer);
+        } else {
+            answer(None);
         }
     }
 
@@ -325,17 +325,12 @@ impl Writer {
             // A producer that stopped waiting retracted first; a closed
             // reply means it is gone and the lease will expire.
             let reply = req.reply;
-            match &self.syncer {
-                Some(_) => self.acks.push(Box::new(move |failure| {
-                    let _ = reply.send(match failure {
-                        Some(e) => Err(duplicate(e)),
-                        None => claimed,
-                    });
-                })),
-                None => {
-                    let _ = reply.send(claimed);
-                }
-            }
+            self.answer(Box::new(move |failure| {
+                let _ = reply.send(match failure {
+                    Some(e) => Err(duplicate(e)),
+                    None => claimed,
+                });
+            }));
         }
     }
 

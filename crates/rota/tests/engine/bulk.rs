@@ -22,6 +22,27 @@ fn request(i: usize) -> JobRequest {
     JobRequest::raw("bulk", json!({ "i": i }), EnqueueOpts::default())
 }
 
+/// Every stored job, page by page.
+async fn all_jobs(client: &Client) -> Vec<rota::Job> {
+    let mut jobs = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = client
+            .list(rota::JobListParams {
+                limit: rota::MAX_PAGE,
+                before_id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        jobs.extend(page.jobs);
+        match page.next {
+            Some(next) => before_id = Some(next),
+            None => return jobs,
+        }
+    }
+}
+
 async fn stored(client: &Client) -> i64 {
     client.counts().await.unwrap().iter().map(|c| c.count).sum()
 }
@@ -46,23 +67,7 @@ async fn every_chunk_commits_later_chunks_run_later_and_duplicates_are_counted()
     assert_eq!(stored(&client).await, n as i64 - 1);
     // A later chunk's jobs run later: the first request's job has the
     // earliest run_at, the last one's the latest.
-    let mut jobs = Vec::new();
-    let mut before_id = None;
-    loop {
-        let page = client
-            .list(rota::JobListParams {
-                limit: rota::MAX_PAGE,
-                before_id,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        jobs.extend(page.jobs);
-        match page.next {
-            Some(next) => before_id = Some(next),
-            None => break,
-        }
-    }
+    let mut jobs = all_jobs(&client).await;
     let holder: Vec<i64> = jobs
         .iter()
         .filter(|j| j.unique_key.as_deref() == Some("once"))
@@ -151,23 +156,7 @@ async fn on_sqlite_the_ids_of_a_bulk_load_rise_in_input_order() {
         .await
         .unwrap();
     assert_eq!(done.inserted, n as u64);
-    let mut jobs = Vec::new();
-    let mut before_id = None;
-    loop {
-        let page = client
-            .list(rota::JobListParams {
-                limit: rota::MAX_PAGE,
-                before_id,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        jobs.extend(page.jobs);
-        match page.next {
-            Some(next) => before_id = Some(next),
-            None => break,
-        }
-    }
+    let mut jobs = all_jobs(&client).await;
     jobs.sort_by_key(|j| j.id);
     let order: Vec<i64> = jobs.iter().map(|j| j.args["i"].as_i64().unwrap()).collect();
     assert_eq!(order, (0..n as i64).collect::<Vec<_>>());
