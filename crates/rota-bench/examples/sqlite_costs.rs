@@ -16,7 +16,8 @@
 //! bound per row; `shared`: the same as the driver runs a bulk load of one
 //! kind, the columns all rows share bound once; `load`: as `bulk`, the base
 //! of `process`; `process`: load, then claims of 1,000 and plain-success
-//! finishes of 512, as the writer issues them); the job count. The
+//! finishes of 512, as the writer issues them; `claim`: the same without
+//! the finishes); the job count. The
 //! statements are the driver's own (`rota_sqlite::hot_sql`). Instructions
 //! per job of `process` are its total minus that of `load` with the same
 //! count, divided by the count. Single-row commit
@@ -146,7 +147,7 @@ fn load_shared(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn process(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
+fn process(c: &Connection, n: usize, finish_runs: bool) -> Result<(), Box<dyn Error>> {
     load(c, n)?;
     let finish = hot_sql::succeed(512);
     let mut now = 2_000_000_i64;
@@ -183,6 +184,9 @@ fn process(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
             return Err(format!("{marked} of {} claimed jobs marked", ids.len()).into());
         }
         c.execute_batch("COMMIT")?;
+        if !finish_runs {
+            continue;
+        }
         c.execute_batch("BEGIN IMMEDIATE")?;
         for chunk in ids.chunks(512) {
             let mut params = Vec::with_capacity(4 * 512);
@@ -213,7 +217,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, schema, parts, mode, n] = args.as_slice() else {
         return Err(
-            "usage: sqlite_costs MIGRATED.db PART,...|none single|bulk|shared|load|process N"
+            "usage: sqlite_costs MIGRATED.db PART,...|none single|bulk|shared|load|process|claim N"
                 .into(),
         );
     };
@@ -251,7 +255,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         "bulk" | "load" => load(&c, n)?,
         "shared" => load_shared(&c, n)?,
-        "process" => process(&c, n)?,
+        "process" => process(&c, n, true)?,
+        "claim" => process(&c, n, false)?,
         other => return Err(format!("unknown workload {other:?}").into()),
     }
     drop(c);

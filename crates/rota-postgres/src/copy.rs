@@ -8,13 +8,12 @@
 //! Row triggers (execution counters, the webhook outbox) fire for `COPY`
 //! as for `INSERT`.
 
-use rota_core::JobState;
 use rota_driver::{DriverError, InsertedJob, JobInsertParams, Result};
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgConnection;
 
 use crate::error::SqlxResultExt;
-use crate::jobs::Origin;
+use crate::jobs::{Origin, Wake, available_queues};
 use crate::options::Tables;
 use crate::row::millis;
 
@@ -30,12 +29,14 @@ const SEND_ROWS: usize = 1000;
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// Inserts `params` (none may carry a unique key) on `conn`, which must
-/// already be inside a transaction; notifies queues that got available jobs.
+/// already be inside a transaction; with [`Wake::InTransaction`] notifies
+/// the queues that got available jobs.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     t: &Tables,
     params: &[JobInsertParams],
     origin: Origin,
+    wake: Wake,
 ) -> Result<Vec<InsertedJob>> {
     debug_assert!(params.iter().all(|p| p.unique_key.is_none()));
     let n = i64::try_from(params.len())
@@ -90,14 +91,8 @@ pub(crate) async fn insert(
     copy.send(buf).await.db()?;
     copy.finish().await.db()?;
 
-    let mut queues: Vec<&str> = params
-        .iter()
-        .filter(|p| p.state == JobState::Available)
-        .map(|p| p.queue.as_str())
-        .collect();
-    queues.sort_unstable();
-    queues.dedup();
-    if !queues.is_empty() {
+    let queues = available_queues(params);
+    if wake == Wake::InTransaction && !queues.is_empty() {
         sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) q")
             .bind(&t.channel)
             .bind(&queues)

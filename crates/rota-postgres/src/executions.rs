@@ -22,7 +22,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::error::{SqlxResultExt, retry_deadlocks};
-use crate::jobs::{MAX_LIST_LIMIT, Origin, insert_many_from};
+use crate::jobs::{MAX_LIST_LIMIT, Origin, Wake, insert_many_from};
 use crate::options::Tables;
 use crate::row::{
     COUNTER_STATES, counts_from_row, execution_from_row, execution_status, state_from_str, ts,
@@ -187,10 +187,10 @@ pub(crate) async fn insert_jobs(
         ..origin
     };
     if jobs.len() < COUNTED_INSERT_MIN {
-        return insert_many_from(conn, t, jobs, origin).await;
+        return insert_many_from(conn, t, jobs, origin, Wake::InTransaction).await;
     }
     counted(conn, t, id, None, async |c: &mut PgConnection| {
-        let out = insert_many_from(c, t, jobs, origin).await?;
+        let out = insert_many_from(c, t, jobs, origin, Wake::InTransaction).await?;
         let d = Deltas::inserted(&out);
         Ok((out, d))
     })

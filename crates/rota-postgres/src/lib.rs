@@ -9,9 +9,13 @@
 //!   table's statistics are stale;
 //! - bulk inserts send one `INSERT ... SELECT FROM UNNEST(...)` per few
 //!   thousand rows, inside one transaction;
-//! - wake-ups are `pg_notify` calls made inside the inserting / promoting /
-//!   retrying statement (so they are delivered exactly when it commits) and
-//!   a background `LISTEN` task forwards them to [`Driver::subscribe`]rs;
+//! - wake-ups are `pg_notify` calls: the driver's own inserts send them
+//!   after they commit, from one task that merges the queues of concurrent
+//!   commits (a notifying commit would hold PostgreSQL's server-wide
+//!   notification lock through its WAL flush); inserts in a caller's
+//!   transaction, promotions and retries make them inside the statement, so
+//!   they are delivered exactly when it commits. A background `LISTEN` task
+//!   forwards them to [`Driver::subscribe`]rs;
 //! - every run's writes are fenced by its lease token;
 //! - executions' per-state counters and derived status, and the webhook
 //!   outbox, are kept by plpgsql triggers on `rota_jobs` (so users' own
@@ -40,6 +44,7 @@ mod leader;
 mod listener;
 mod migrate;
 mod nodes;
+mod notifier;
 mod options;
 mod queues;
 mod row;
@@ -71,6 +76,7 @@ use tokio::sync::broadcast;
 use crate::error::SqlxResultExt;
 pub use crate::listener::LISTENER_APPLICATION_NAME;
 pub use crate::migrate::{MIGRATIONS, Migration};
+pub use crate::notifier::NOTIFIER_APPLICATION_NAME;
 use crate::options::Tables;
 pub use crate::options::{MAX_SCHEMA_LEN, PgOptions, validate_schema};
 
@@ -91,6 +97,8 @@ struct Inner {
     tables: Tables,
     wakeups: broadcast::Sender<Wakeup>,
     listener: Mutex<Option<listener::ListenerTask>>,
+    /// Notifies queues after the driver's own inserts commit.
+    notifier: notifier::Notifier,
 }
 
 impl std::fmt::Debug for PgDriver {
@@ -133,8 +141,14 @@ impl PgDriver {
             .await
             .db()?;
         let (wakeups, _) = broadcast::channel(WAKEUP_CAPACITY);
+        let notifier = notifier::Notifier::new(
+            connect_options.clone(),
+            tables.channel.clone(),
+            wakeups.clone(),
+        );
         let driver = PgDriver {
             inner: Arc::new(Inner {
+                notifier,
                 pool,
                 connect_options,
                 tables,
@@ -275,6 +289,7 @@ impl Driver for PgDriver {
                 self.inner.connect_options.clone(),
                 self.inner.tables.channel.clone(),
                 self.inner.wakeups.clone(),
+                self.inner.notifier.pid(),
             );
         }
         rx
@@ -285,7 +300,17 @@ impl Driver for PgDriver {
             return Ok(Vec::new());
         }
         let mut conn = self.inner.pool.acquire().await.db()?;
-        jobs::insert_many(&mut conn, self.t(), params).await
+        let out = jobs::insert_many_from(
+            &mut conn,
+            self.t(),
+            &params,
+            jobs::Origin::default(),
+            jobs::Wake::AfterCommit,
+        )
+        .await?;
+        drop(conn);
+        self.inner.notifier.notify(jobs::available_queues(&params));
+        Ok(out)
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>> {

@@ -6,6 +6,8 @@
 //! `Wakeup { queue: None }`, because notifications sent while it was not
 //! listening are gone and consumers should poll every queue.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -40,10 +42,13 @@ impl Drop for ListenerTask {
 }
 
 /// Starts the listener on the current tokio runtime; `None` outside one.
+/// Notifications sent from backend `skip_pid` (the driver's own notifier,
+/// which woke local subscribers itself) are dropped.
 pub(crate) fn spawn(
     options: PgConnectOptions,
     channel: String,
     wakeups: broadcast::Sender<Wakeup>,
+    skip_pid: Arc<AtomicU32>,
 ) -> Option<ListenerTask> {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(
@@ -52,7 +57,7 @@ pub(crate) fn spawn(
         return None;
     };
     let options = options.application_name(LISTENER_APPLICATION_NAME);
-    let handle = rt.spawn(run(options, channel, wakeups));
+    let handle = rt.spawn(run(options, channel, wakeups, skip_pid));
     Some(ListenerTask { handle })
 }
 
@@ -89,10 +94,12 @@ async fn listen_until_lost(
     listener: &mut PgListener,
     channel: &str,
     wakeups: &broadcast::Sender<Wakeup>,
+    skip_pid: &AtomicU32,
 ) -> Lost {
     loop {
         let next = tokio::time::timeout(HEALTH_CHECK_EVERY, listener.try_recv()).await;
         match next {
+            Ok(Ok(Some(n))) if n.process_id() == skip_pid.load(Ordering::Relaxed) => {}
             Ok(Ok(Some(n))) => {
                 // No receivers is fine: nobody is waiting right now.
                 let _ = wakeups.send(Wakeup {
@@ -113,7 +120,12 @@ async fn listen_until_lost(
     }
 }
 
-async fn run(options: PgConnectOptions, channel: String, wakeups: broadcast::Sender<Wakeup>) {
+async fn run(
+    options: PgConnectOptions,
+    channel: String,
+    wakeups: broadcast::Sender<Wakeup>,
+    skip_pid: Arc<AtomicU32>,
+) {
     let mut backoff = MIN_BACKOFF;
     let mut was_connected = false;
     loop {
@@ -128,7 +140,7 @@ async fn run(options: PgConnectOptions, channel: String, wakeups: broadcast::Sen
                 backoff = MIN_BACKOFF;
                 // Anything notified before LISTEN took effect was missed.
                 let _ = wakeups.send(Wakeup { queue: None });
-                let why = listen_until_lost(&mut listener, &channel, &wakeups).await;
+                let why = listen_until_lost(&mut listener, &channel, &wakeups, &skip_pid).await;
                 match why {
                     Lost::Closed => {
                         tracing::warn!(channel, "rota listener lost its connection; reconnecting")

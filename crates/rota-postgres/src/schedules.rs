@@ -15,7 +15,7 @@ use sqlx::types::Json;
 
 use crate::error::SqlxResultExt;
 use crate::executions::{NewExecution, create_on, insert_jobs};
-use crate::jobs::{MAX_LIST_LIMIT, Origin, insert_many_from};
+use crate::jobs::{MAX_LIST_LIMIT, Origin, Wake, insert_many_from};
 use crate::options::Tables;
 use crate::row::{fire_from_row, schedule_from_row, ts, ts_opt};
 
@@ -250,7 +250,7 @@ pub(crate) async fn fire(pool: &PgPool, t: &Tables, p: ScheduleFireParams) -> Re
             };
             jobs = match execution_id {
                 Some(id) => insert_jobs(&mut tx, t, id, &f.jobs, origin).await?,
-                None => insert_many_from(&mut tx, t, &f.jobs, origin).await?,
+                None => insert_many_from(&mut tx, t, &f.jobs, origin, Wake::InTransaction).await?,
             };
             let job_ids: Vec<i64> = jobs
                 .iter()

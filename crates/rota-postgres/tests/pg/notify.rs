@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use rota_driver::{Driver, Wakeup};
-use rota_postgres::{LISTENER_APPLICATION_NAME, job_insert_many_in};
+use rota_postgres::{
+    LISTENER_APPLICATION_NAME, NOTIFIER_APPLICATION_NAME, PgDriver, PgOptions, job_insert_many_in,
+};
 
 use crate::common::{job, subscribe_ready, wait_for_queue, with_default_driver};
 
@@ -96,10 +98,15 @@ async fn listener_reconnects_after_its_backend_is_terminated() {
             "connection loss tells consumers to poll"
         );
 
-        // Once re-LISTENed, notifications flow again.
+        // Once re-LISTENed, notifications flow again. (Inserted on a pooled
+        // connection, whose statement notifies: the driver's own inserts
+        // would also wake this subscriber in-process, without the listener.)
         let mut delivered = false;
         for _ in 0..20 {
-            driver.job_insert_many(vec![job("after")]).await.unwrap();
+            let mut conn = driver.pool().acquire().await.unwrap();
+            job_insert_many_in(&mut conn, vec![job("after")], driver.schema())
+                .await
+                .unwrap();
             if wait_for_queue(&mut rx, "after", Duration::from_millis(500)).await {
                 delivered = true;
                 break;
@@ -124,6 +131,24 @@ async fn listener_stops_when_driver_is_dropped() {
     with_default_driver(|driver, url| async move {
         let _rx = subscribe_ready(&driver).await;
         let listen = format!("LISTEN \"{}\"", driver.channel());
+        // The notifier's connection too.
+        driver.job_insert_many(vec![job("q")]).await.unwrap();
+        let mut notifier = false;
+        for _ in 0..50 {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(NOTIFIER_APPLICATION_NAME)
+            .fetch_one(driver.pool())
+            .await
+            .unwrap();
+            if n > 0 {
+                notifier = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(notifier, "no notifier connection after an insert");
         drop(driver);
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -133,10 +158,12 @@ async fn listener_stops_when_driver_is_dropped() {
         let mut gone = false;
         for _ in 0..50 {
             let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query = $2",
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE (application_name = $1 AND query = $2) OR application_name = $3",
             )
             .bind(LISTENER_APPLICATION_NAME)
             .bind(&listen)
+            .bind(NOTIFIER_APPLICATION_NAME)
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -147,7 +174,76 @@ async fn listener_stops_when_driver_is_dropped() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         pool.close().await;
-        assert!(gone, "the listener connection outlived the driver");
+        assert!(
+            gone,
+            "the listener or notifier connection outlived the driver"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_inserts_wake_other_nodes_and_this_one_once() {
+    with_default_driver(|here, url| async move {
+        let schema = here.schema().map(str::to_owned);
+        let there = PgDriver::connect(
+            &url,
+            PgOptions {
+                schema,
+                migrate: false,
+                ..PgOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut rx_here = subscribe_ready(&here).await;
+        let mut rx_there = subscribe_ready(&there).await;
+
+        // Sequential and concurrent pooled inserts: each reaches the other
+        // node through PostgreSQL, after its commit.
+        here.job_insert_many(vec![job("one")]).await.unwrap();
+        assert!(wait_for_queue(&mut rx_there, "one", Duration::from_secs(5)).await);
+        let inserts: Vec<_> = (0..16)
+            .map(|_| {
+                let d = here.clone();
+                tokio::spawn(async move { d.job_insert_many(vec![job("many")]).await })
+            })
+            .collect();
+        for i in inserts {
+            i.await.unwrap().unwrap();
+        }
+        assert!(wait_for_queue(&mut rx_there, "many", Duration::from_secs(5)).await);
+        assert_eq!(
+            there
+                .job_count()
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.count)
+                .sum::<i64>(),
+            17
+        );
+
+        // This node was woken in-process, once per insert: the listener
+        // drops the echo of its own notifier.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (mut one, mut many) = (0, 0);
+        while let Ok(w) = rx_here.try_recv() {
+            match w.queue.as_deref() {
+                Some("one") => one += 1,
+                Some("many") => many += 1,
+                _ => {}
+            }
+        }
+        assert_eq!((one, many), (1, 16));
+
+        // A transactional insert on the other node wakes this one.
+        let mut tx = there.pool().begin().await.unwrap();
+        job_insert_many_in(&mut tx, vec![job("tx")], there.schema())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(wait_for_queue(&mut rx_here, "tx", Duration::from_secs(5)).await);
     })
     .await;
 }
