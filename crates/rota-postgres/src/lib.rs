@@ -137,6 +137,16 @@ impl PgDriver {
             // fails its statement as `Unavailable`, which every caller
             // already retries, and the pool drops it.
             .test_before_acquire(false)
+            .after_connect({
+                let t = tables.clone();
+                move |conn, _| {
+                    let t = t.clone();
+                    Box::pin(async move {
+                        jobs::warm(conn, &t).await;
+                        Ok(())
+                    })
+                }
+            })
             .connect_with(connect_options.clone())
             .await
             .db()?;

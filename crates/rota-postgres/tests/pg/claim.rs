@@ -373,3 +373,84 @@ async fn promotion_walks_the_due_index_in_order_without_statistics() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_commits_without_a_flush_and_leaves_the_connection_durable() {
+    with_one_connection(|driver, url| async move {
+        let id = driver.job_insert_many(vec![job("q")]).await.unwrap()[0]
+            .job
+            .id;
+        let got = driver.job_claim(&claim_params("q", 1, 7)).await.unwrap();
+        assert_eq!(got.len(), 1);
+
+        // Committed: another session sees the claim at once.
+        let other = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let state: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT state FROM \"{}\".rota_jobs WHERE id = $1",
+            driver.schema().unwrap()
+        )))
+        .bind(id)
+        .fetch_one(&other)
+        .await
+        .unwrap();
+        other.close().await;
+        assert_eq!(state, "running");
+
+        // The pool's only connection ran the claim: its setting ended with
+        // the claim's transaction, so the next enqueue waits for its flush.
+        let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(driver.pool())
+            .await
+            .unwrap();
+        assert_eq!(sync, "on");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_pool_connections_are_readied_for_the_claim() {
+    with_default_driver(|driver, url| async move {
+        // A second driver on the migrated schema: its connections open
+        // after migration, so readying them succeeds.
+        let other = rota_postgres::PgDriver::connect(
+            &url,
+            rota_postgres::PgOptions {
+                max_connections: 1,
+                migrate: false,
+                ..rota_postgres::PgOptions::with_schema(driver.schema().unwrap().to_owned())
+            },
+        )
+        .await
+        .unwrap();
+        let prepared: i64 = sqlx::query_scalar(CLAIMS_PREPARED)
+            .fetch_one(other.pool())
+            .await
+            .unwrap();
+        assert_eq!(prepared, 1, "the claim is prepared on a new connection");
+        // And the readied statement is the one claims use.
+        other.job_insert_many(vec![job("w")]).await.unwrap();
+        assert_eq!(
+            other
+                .job_claim(&claim_params("w", 5, 1))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let prepared: i64 = sqlx::query_scalar(CLAIMS_PREPARED)
+            .fetch_one(other.pool())
+            .await
+            .unwrap();
+        assert_eq!(prepared, 1, "no second claim statement prepared");
+    })
+    .await;
+}
+
+/// Prepared statements of this session that call the claim function (but
+/// this one).
+const CLAIMS_PREPARED: &str = "SELECT count(*) FROM pg_prepared_statements
+    WHERE statement LIKE '%rota_claim(%' AND statement NOT LIKE '%pg_prepared_statements%'";
