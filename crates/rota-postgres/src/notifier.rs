@@ -12,8 +12,9 @@
 //! that connection (by its backend process id): they were delivered here
 //! already.
 //!
-//! A notification that cannot be sent is logged and dropped. Nothing is
-//! lost: the jobs are committed, and consumers also poll.
+//! A send that fails is tried once more on a fresh connection; one that
+//! fails again is logged and dropped. Nothing is lost: the jobs are
+//! committed, and consumers also poll.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -155,24 +156,29 @@ async fn run(shared: Arc<Shared>, options: PgConnectOptions, channel: String, pi
         if queues.is_empty() {
             continue;
         }
-        let sent = tokio::time::timeout(
-            IO_TIMEOUT,
-            send(&mut conn, &options, &channel, &queues, &pid),
-        )
-        .await;
-        let error = match sent {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
-        };
-        tracing::warn!(
-            error,
-            queues = queues.len(),
-            "wake-up notification not sent; other nodes find the jobs by polling"
-        );
-        // Connect afresh for the next one.
-        conn = None;
-        pid.store(0, Ordering::Relaxed);
+        // A connection that went stale while idle (a server restart, an
+        // idle timeout) fails the first try; a fresh one gets a second.
+        for retry in [false, true] {
+            let sent = tokio::time::timeout(
+                IO_TIMEOUT,
+                send(&mut conn, &options, &channel, &queues, &pid),
+            )
+            .await;
+            let error = match sent {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+            conn = None;
+            pid.store(0, Ordering::Relaxed);
+            if retry {
+                tracing::warn!(
+                    error,
+                    queues = queues.len(),
+                    "wake-up notification not sent; other nodes find the jobs by polling"
+                );
+            }
+        }
     }
 }
 

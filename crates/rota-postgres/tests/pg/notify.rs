@@ -247,3 +247,37 @@ async fn pooled_inserts_wake_other_nodes_and_this_one_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifier_reconnects_when_its_backend_is_terminated() {
+    with_default_driver(|here, url| async move {
+        let there = PgDriver::connect(
+            &url,
+            PgOptions {
+                schema: here.schema().map(str::to_owned),
+                migrate: false,
+                ..PgOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut rx_there = subscribe_ready(&there).await;
+        here.job_insert_many(vec![job("before")]).await.unwrap();
+        assert!(wait_for_queue(&mut rx_there, "before", Duration::from_secs(5)).await);
+
+        let terminated: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(NOTIFIER_APPLICATION_NAME)
+        .fetch_all(there.pool())
+        .await
+        .unwrap();
+        assert_eq!(terminated, vec![true], "one notifier backend to terminate");
+
+        // The next notification finds its connection dead and is sent on
+        // a new one, not lost.
+        here.job_insert_many(vec![job("after")]).await.unwrap();
+        assert!(wait_for_queue(&mut rx_there, "after", Duration::from_secs(5)).await);
+    })
+    .await;
+}
