@@ -91,7 +91,17 @@ pub(crate) async fn insert(
     copy.send(buf).await.db()?;
     copy.finish().await.db()?;
 
-    let queues = available_queues(params);
+    let out: Vec<InsertedJob> = params
+        .iter()
+        .zip(ids)
+        .map(|(p, id)| InsertedJob {
+            job: p
+                .clone()
+                .into_stored_job(id, origin.execution_id, origin.schedule_id),
+            inserted: true,
+        })
+        .collect();
+    let queues = available_queues(&out);
     if wake == Wake::InTransaction && !queues.is_empty() {
         sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) q")
             .bind(&t.channel)
@@ -100,18 +110,7 @@ pub(crate) async fn insert(
             .await
             .db()?;
     }
-    params
-        .iter()
-        .zip(ids)
-        .map(|(p, id)| {
-            Ok(InsertedJob {
-                job: p
-                    .clone()
-                    .into_stored_job(id, origin.execution_id, origin.schedule_id),
-                inserted: true,
-            })
-        })
-        .collect()
+    Ok(out)
 }
 
 fn encode_row(buf: &mut Vec<u8>, id: i64, p: &JobInsertParams, origin: Origin) -> Result<()> {

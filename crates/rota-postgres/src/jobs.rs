@@ -398,12 +398,12 @@ pub(crate) async fn insert_many_from(
     Ok(out)
 }
 
-/// The queues in which `params` make jobs available, each once.
-pub(crate) fn available_queues(params: &[JobInsertParams]) -> Vec<&str> {
-    let mut queues: Vec<&str> = params
+/// The queues in which `inserted` made jobs available, each once.
+pub(crate) fn available_queues(inserted: &[InsertedJob]) -> Vec<&str> {
+    let mut queues: Vec<&str> = inserted
         .iter()
-        .filter(|p| p.state == JobState::Available)
-        .map(|p| p.queue.as_str())
+        .filter(|i| i.inserted && i.job.state == JobState::Available)
+        .map(|i| i.job.queue.as_str())
         .collect();
     queues.sort_unstable();
     queues.dedup();
@@ -556,8 +556,8 @@ fn claim_sql(t: &Tables) -> String {
     // local to the statement's own transaction, and read at its commit).
     // It is visible to every session at once, and the next durable commit
     // on the server (any enqueue or finish) flushes it too. Only a crash
-    // of the server within the WAL writer's delay (200 ms by default) can
-    // undo it: the job is then available again at its old attempt, the
+    // of the server within three WAL writer delays (600 ms by default),
+    // or a failover to an asynchronous standby, can undo it: the job is then available again at its old attempt, the
     // run's finish is refused by its lease token, and the job runs again,
     // as after any lost lease. Waiting for the flush cost every pick-up
     // one `fdatasync`, the longest part of enqueue -> start latency.
@@ -572,11 +572,24 @@ fn claim_sql(t: &Tables) -> String {
 /// Readies a new pool connection for the hot statements: runs a claim of
 /// no jobs, with the same parameter types as [`claim`], which prepares the
 /// statement, loads the server's catalog caches for the job table and its
-/// indexes, and compiles the claim function. Measured: a fresh connection's first claim took 4-12 ms
-/// instead of ~0.5, and a pool opens several connections in a worker's
-/// first seconds, which set the latency's p99. Errors are ignored: before
-/// migrations run, there is nothing to ready.
-pub(crate) async fn warm(conn: &mut PgConnection, t: &Tables) {
+/// indexes, and compiles the claim function. Measured: a fresh
+/// connection's first claim took 4-12 ms instead of ~0.5, and a pool opens
+/// several connections in a worker's first seconds, which set the
+/// latency's p99.
+///
+/// Call only once the schema is migrated: a statement prepared before a
+/// migration changes the job row fails afterwards ("cached plan must not
+/// change result type"). The claim gives up after 200 ms waiting for a
+/// lock (another node's migration may hold one), and its failure is only
+/// logged: the connection works without. An error is returned only when
+/// the connection's own lock timeout cannot be set or restored.
+pub(crate) async fn warm(
+    conn: &mut PgConnection,
+    t: &Tables,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("SET lock_timeout = '200ms'")
+        .execute(&mut *conn)
+        .await?;
     let claimed = sqlx::query(AssertSqlSafe(claim_sql(t)))
         .bind("")
         .bind(Json(BTreeMap::<String, String>::new()))
@@ -588,9 +601,13 @@ pub(crate) async fn warm(conn: &mut PgConnection, t: &Tables) {
         .bind(None::<Vec<String>>)
         .execute(&mut *conn)
         .await;
+    sqlx::query("RESET lock_timeout")
+        .execute(&mut *conn)
+        .await?;
     if let Err(e) = claimed {
-        tracing::debug!(error = %e, "new connection not readied (schema not migrated yet?)");
+        tracing::debug!(error = %e, "new connection not readied for claims");
     }
+    Ok(())
 }
 
 /// Claims up to `max` available jobs of one queue with `FOR UPDATE SKIP

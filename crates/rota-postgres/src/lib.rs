@@ -53,6 +53,7 @@ mod webhooks;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -129,6 +130,9 @@ impl PgDriver {
         options: PgOptions,
     ) -> Result<PgDriver> {
         let tables = Tables::new(options.schema.as_deref())?;
+        // New connections are readied for claims only once the schema is
+        // migrated (see `jobs::warm`).
+        let ready = Arc::new(AtomicBool::new(!options.migrate));
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -138,11 +142,14 @@ impl PgDriver {
             // already retries, and the pool drops it.
             .test_before_acquire(false)
             .after_connect({
-                let t = tables.clone();
+                let (t, ready) = (tables.clone(), ready.clone());
                 move |conn, _| {
                     let t = t.clone();
+                    let ready = ready.load(Ordering::Relaxed);
                     Box::pin(async move {
-                        jobs::warm(conn, &t).await;
+                        if ready {
+                            jobs::warm(conn, &t).await?;
+                        }
                         Ok(())
                     })
                 }
@@ -168,6 +175,7 @@ impl PgDriver {
         };
         if options.migrate {
             driver.migrate().await?;
+            ready.store(true, Ordering::Relaxed);
         }
         Ok(driver)
     }
@@ -319,7 +327,7 @@ impl Driver for PgDriver {
         )
         .await?;
         drop(conn);
-        self.inner.notifier.notify(jobs::available_queues(&params));
+        self.inner.notifier.notify(jobs::available_queues(&out));
         Ok(out)
     }
 

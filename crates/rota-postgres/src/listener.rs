@@ -137,6 +137,10 @@ async fn run(
                     tracing::debug!(channel, "rota listener started");
                 }
                 was_connected = true;
+                // After a reconnect the server may have restarted, and the
+                // notifier's backend number may be another's now; the
+                // notifier stores its own again before its next send.
+                skip_pid.store(0, Ordering::Relaxed);
                 backoff = MIN_BACKOFF;
                 // Anything notified before LISTEN took effect was missed.
                 let _ = wakeups.send(Wakeup { queue: None });

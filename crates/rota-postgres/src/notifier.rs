@@ -110,7 +110,8 @@ impl Notifier {
     /// runtime (the queues then wait for the next call made inside one).
     fn started(&self) -> bool {
         let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.is_some() {
+        // A task ends only with its runtime: start it anew in this one.
+        if task.as_ref().is_some_and(|t| !t.is_finished()) {
             return true;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -142,7 +143,8 @@ impl Drop for Notifier {
 
 /// Sends what is pending, one statement at a time, until aborted.
 async fn run(shared: Arc<Shared>, options: PgConnectOptions, channel: String, pid: Arc<AtomicU32>) {
-    let mut conn: Option<PgConnection> = None;
+    // The connection and its backend process id.
+    let mut conn: Option<(PgConnection, u32)> = None;
     loop {
         shared.ring.notified().await;
         let queues: Vec<String> = std::mem::take(
@@ -184,23 +186,25 @@ async fn run(shared: Arc<Shared>, options: PgConnectOptions, channel: String, pi
 
 /// Sends one notification per queue, connecting first if need be.
 async fn send(
-    conn: &mut Option<PgConnection>,
+    conn: &mut Option<(PgConnection, u32)>,
     options: &PgConnectOptions,
     channel: &str,
     queues: &[String],
     pid: &AtomicU32,
 ) -> Result<(), sqlx::Error> {
-    let c = match conn {
+    let (c, id) = match conn {
         Some(c) => c,
         None => {
             let mut c = PgConnection::connect_with(options).await?;
             let id: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
                 .fetch_one(&mut c)
                 .await?;
-            pid.store(u32::try_from(id).unwrap_or(0), Ordering::Relaxed);
-            conn.insert(c)
+            conn.insert((c, u32::try_from(id).unwrap_or(0)))
         }
     };
+    // Stored before every send: the listener clears it when it reconnects
+    // (a server restart may give another node's notifier this number).
+    pid.store(*id, Ordering::Relaxed);
     sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) q")
         .bind(channel)
         .bind(queues)

@@ -380,6 +380,11 @@ async fn a_claim_commits_without_a_flush_and_leaves_the_connection_durable() {
         let id = driver.job_insert_many(vec![job("q")]).await.unwrap()[0]
             .job
             .id;
+        let before: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(driver.pool())
+            .await
+            .unwrap();
+        assert_ne!(before, "off", "the server's default is durable");
         let got = driver.job_claim(&claim_params("q", 1, 7)).await.unwrap();
         assert_eq!(got.len(), 1);
 
@@ -406,7 +411,7 @@ async fn a_claim_commits_without_a_flush_and_leaves_the_connection_durable() {
             .fetch_one(driver.pool())
             .await
             .unwrap();
-        assert_eq!(sync, "on");
+        assert_eq!(sync, before);
     })
     .await;
 }

@@ -132,23 +132,7 @@ async fn listener_stops_when_driver_is_dropped() {
         let _rx = subscribe_ready(&driver).await;
         let listen = format!("LISTEN \"{}\"", driver.channel());
         // The notifier's connection too.
-        driver.job_insert_many(vec![job("q")]).await.unwrap();
-        let mut notifier = false;
-        for _ in 0..50 {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-            )
-            .bind(NOTIFIER_APPLICATION_NAME)
-            .fetch_one(driver.pool())
-            .await
-            .unwrap();
-            if n > 0 {
-                notifier = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(notifier, "no notifier connection after an insert");
+        let notifier = notifier_pid(&driver, &url).await;
         drop(driver);
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -159,11 +143,11 @@ async fn listener_stops_when_driver_is_dropped() {
         for _ in 0..50 {
             let n: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE (application_name = $1 AND query = $2) OR application_name = $3",
+                 WHERE (application_name = $1 AND query = $2) OR pid = $3",
             )
             .bind(LISTENER_APPLICATION_NAME)
             .bind(&listen)
-            .bind(NOTIFIER_APPLICATION_NAME)
+            .bind(notifier)
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -262,17 +246,17 @@ async fn the_notifier_reconnects_when_its_backend_is_terminated() {
         .await
         .unwrap();
         let mut rx_there = subscribe_ready(&there).await;
-        here.job_insert_many(vec![job("before")]).await.unwrap();
-        assert!(wait_for_queue(&mut rx_there, "before", Duration::from_secs(5)).await);
-
+        let notifier = notifier_pid(&here, &url).await;
         let terminated: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE pid = $1 AND application_name = $2",
         )
+        .bind(notifier)
         .bind(NOTIFIER_APPLICATION_NAME)
         .fetch_all(there.pool())
         .await
         .unwrap();
-        assert_eq!(terminated, vec![true], "one notifier backend to terminate");
+        assert_eq!(terminated, vec![true], "the notifier's backend terminated");
 
         // The next notification finds its connection dead and is sent on
         // a new one, not lost.
@@ -280,4 +264,21 @@ async fn the_notifier_reconnects_when_its_backend_is_terminated() {
         assert!(wait_for_queue(&mut rx_there, "after", Duration::from_secs(5)).await);
     })
     .await;
+}
+
+/// The backend process id `driver`'s notifier sends from, learned by
+/// listening on its channel from outside while it inserts a job.
+async fn notifier_pid(driver: &PgDriver, url: &str) -> i32 {
+    let mut outside = sqlx::postgres::PgListener::connect(url).await.unwrap();
+    outside.listen(driver.channel()).await.unwrap();
+    driver
+        .job_insert_many(vec![job("pid-probe")])
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), outside.recv())
+        .await
+        .expect("no notification from the notifier")
+        .unwrap();
+    assert_eq!(n.payload(), "pid-probe");
+    i32::try_from(n.process_id()).unwrap()
 }
