@@ -202,6 +202,34 @@ impl PgDriver {
     }
 }
 
+/// Connections a worker opens and readies for claims when it starts.
+const READY_CONNECTIONS: u32 = 4;
+
+/// Opens up to [`READY_CONNECTIONS`] pool connections at once and readies
+/// each for claims (`jobs::warm`; the pool's first connection may predate
+/// the migrations). Opening one costs a few milliseconds (the connection,
+/// then the server's catalog caches): paid here instead of by a pick-up
+/// that finds no idle connection.
+async fn open_ready(pool: PgPool, t: Tables) {
+    let n = READY_CONNECTIONS.min(pool.options().get_max_connections());
+    let mut held = Vec::new();
+    for _ in 0..n {
+        match pool.acquire().await {
+            Ok(mut conn) => {
+                if let Err(e) = jobs::warm(&mut conn, &t).await {
+                    tracing::debug!(error = %e, "connection not readied");
+                    conn.close_on_drop();
+                }
+                held.push(conn);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "connection not opened ahead");
+                break;
+            }
+        }
+    }
+}
+
 /// Inserts jobs on the caller's connection, typically inside the caller's
 /// transaction (`&mut *tx`), so the jobs exist if and only if it commits.
 /// Queues that get available jobs are notified; PostgreSQL delivers the
@@ -309,6 +337,14 @@ impl Driver for PgDriver {
                 self.inner.wakeups.clone(),
                 self.inner.notifier.pid(),
             );
+            // A subscriber is a worker about to claim: open and ready its
+            // first connections now, not on its first pick-ups.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(open_ready(
+                    self.inner.pool.clone(),
+                    self.inner.tables.clone(),
+                ));
+            }
         }
         rx
     }
