@@ -6,7 +6,7 @@ use std::time::Duration;
 use rota_core::{AttemptError, ErrorKind, JobState};
 use rota_driver::{Driver, JobFinishParams, JobHeartbeatParams};
 
-use crate::common::{claim_params, job, now, with_default_driver};
+use crate::common::{claim_params, job, now, subscribe_ready, with_default_driver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_concurrent_claimers_never_share_a_job() {
@@ -451,6 +451,34 @@ async fn new_pool_connections_are_readied_for_the_claim() {
             .await
             .unwrap();
         assert_eq!(prepared, 1, "no second claim statement prepared");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribing_worker_opens_connections_readied_for_the_claim() {
+    with_default_driver(|driver, _| async move {
+        let _rx = subscribe_ready(&driver).await;
+        let mut opened = false;
+        for _ in 0..100 {
+            if driver.pool().num_idle() >= 4 {
+                opened = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(opened, "four idle connections after subscribing");
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(driver.pool().acquire().await.unwrap());
+        }
+        for c in &mut conns {
+            let prepared: i64 = sqlx::query_scalar(CLAIMS_PREPARED)
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            assert_eq!(prepared, 1, "each is ready to claim");
+        }
     })
     .await;
 }
