@@ -13,8 +13,9 @@
 //!   after they commit, from one task that merges the queues of concurrent
 //!   commits (a notifying commit would hold PostgreSQL's server-wide
 //!   notification lock through its WAL flush); inserts in a caller's
-//!   transaction, promotions and retries make them inside the statement, so
-//!   they are delivered exactly when it commits. A background `LISTEN` task
+//!   transaction, executions' and schedule fires' inserts, promotions and
+//!   retries make them inside the statement, so they are delivered exactly
+//!   when it commits. A background `LISTEN` task
 //!   forwards them to [`Driver::subscribe`]rs;
 //! - every run's writes are fenced by its lease token;
 //! - executions' per-state counters and derived status, and the webhook
@@ -212,6 +213,7 @@ const READY_CONNECTIONS: u32 = 4;
 /// that finds no idle connection.
 async fn open_ready(pool: PgPool, t: Tables) {
     let n = READY_CONNECTIONS.min(pool.options().get_max_connections());
+    // Held until the last is open, so that each acquire opens another.
     let mut held = Vec::new();
     for _ in 0..n {
         match pool.acquire().await {
