@@ -13,7 +13,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgConnection;
 
 use crate::error::SqlxResultExt;
-use crate::jobs::{Origin, Wake, available_queues};
+use crate::jobs::{NOTIFY_QUEUES_SQL, Origin, Wake, available_queues};
 use crate::options::Tables;
 use crate::row::millis;
 
@@ -103,7 +103,7 @@ pub(crate) async fn insert(
         .collect();
     let queues = available_queues(&out);
     if wake == Wake::InTransaction && !queues.is_empty() {
-        sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) q")
+        sqlx::query(NOTIFY_QUEUES_SQL)
             .bind(&t.channel)
             .bind(&queues)
             .execute(&mut *conn)

@@ -398,6 +398,9 @@ pub(crate) async fn insert_many_from(
     Ok(out)
 }
 
+/// Notifies each queue of the text array `$2` on channel `$1`.
+pub(crate) const NOTIFY_QUEUES_SQL: &str = "SELECT pg_notify($1, q) FROM unnest($2::text[]) q";
+
 /// The queues in which `inserted` made jobs available, each once.
 pub(crate) fn available_queues(inserted: &[InsertedJob]) -> Vec<&str> {
     let mut queues: Vec<&str> = inserted
@@ -557,9 +560,10 @@ fn claim_sql(t: &Tables) -> String {
     // It is visible to every session at once, and the next durable commit
     // on the server (any enqueue or finish) flushes it too. Only a crash
     // of the server within three WAL writer delays (600 ms by default),
-    // or a failover to an asynchronous standby, can undo it: the job is then available again at its old attempt, the
-    // run's finish is refused by its lease token, and the job runs again,
-    // as after any lost lease. Waiting for the flush cost every pick-up
+    // or a failover to an asynchronous standby, can undo it: the job is
+    // then available again at its old attempt, the run's finish is
+    // refused by its lease token, and the job runs again, as after any
+    // lost lease. Waiting for the flush cost every pick-up
     // one `fdatasync`, the longest part of enqueue -> start latency.
     format!(
         "SELECT c.* FROM {claim}($1, $2::jsonb, $8::text[], $3, $4, $5, $6, $7) c,
@@ -570,7 +574,7 @@ fn claim_sql(t: &Tables) -> String {
 }
 
 /// Readies a new pool connection for the hot statements: runs a claim of
-/// no jobs, with the same parameter types as [`claim`], which prepares the
+/// no jobs, bound as [`claim`] binds (`claim_query`), which prepares the
 /// statement, loads the server's catalog caches for the job table and its
 /// indexes, and compiles the claim function. Measured: a fresh
 /// connection's first claim took 4-12 ms instead of ~0.5, and a pool opens
@@ -590,17 +594,18 @@ pub(crate) async fn warm(
     sqlx::query("SET lock_timeout = '200ms'")
         .execute(&mut *conn)
         .await?;
-    let claimed = sqlx::query(AssertSqlSafe(claim_sql(t)))
-        .bind("")
-        .bind(Json(BTreeMap::<String, String>::new()))
-        .bind(0_i64)
-        .bind(0_i64)
-        .bind(ts(jiff::Timestamp::UNIX_EPOCH))
-        .bind(ts(jiff::Timestamp::UNIX_EPOCH))
-        .bind("")
-        .bind(None::<Vec<String>>)
-        .execute(&mut *conn)
-        .await;
+    let none = JobClaimParams {
+        queue: String::new(),
+        max: 0,
+        node_id: String::new(),
+        node_labels: BTreeMap::new(),
+        kinds: None,
+        lease_token: 0,
+        lease_expires_at: jiff::Timestamp::UNIX_EPOCH,
+        now: jiff::Timestamp::UNIX_EPOCH,
+    };
+    let sql = claim_sql(t);
+    let claimed = claim_query(&sql, &none).execute(&mut *conn).await;
     sqlx::query("RESET lock_timeout")
         .execute(&mut *conn)
         .await?;
@@ -628,22 +633,26 @@ pub(crate) async fn claim(pool: &PgPool, t: &Tables, p: &JobClaimParams) -> Resu
         return Ok(Vec::new());
     }
     let sql = claim_sql(t);
-    let rows = retry_deadlocks(|| async {
-        sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(p.queue.as_str())
-            .bind(Json(&p.node_labels))
-            .bind(i64::from(p.max))
-            .bind(p.lease_token)
-            .bind(ts(p.lease_expires_at))
-            .bind(ts(p.now))
-            .bind(p.node_id.as_str())
-            .bind(p.kinds.as_deref())
-            .fetch_all(pool)
-            .await
-            .db()
-    })
-    .await?;
+    let rows =
+        retry_deadlocks(|| async { claim_query(&sql, p).fetch_all(pool).await.db() }).await?;
     jobs_from_rows(&rows)
+}
+
+/// [`claim_sql`] with `p` bound: one binding for the claim and [`warm`],
+/// so the statement `warm` prepares is the one claims reuse.
+fn claim_query<'q>(
+    sql: &'q str,
+    p: &'q JobClaimParams,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(p.queue.as_str())
+        .bind(Json(&p.node_labels))
+        .bind(i64::from(p.max))
+        .bind(p.lease_token)
+        .bind(ts(p.lease_expires_at))
+        .bind(ts(p.now))
+        .bind(p.node_id.as_str())
+        .bind(p.kinds.as_deref())
 }
 
 // ---------------------------------------------------------------- finish --

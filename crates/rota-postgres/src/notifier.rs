@@ -205,7 +205,7 @@ async fn send(
     // Stored before every send: the listener clears it when it reconnects
     // (a server restart may give another node's notifier this number).
     pid.store(*id, Ordering::Relaxed);
-    sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) q")
+    sqlx::query(crate::jobs::NOTIFY_QUEUES_SQL)
         .bind(channel)
         .bind(queues)
         .execute(c)

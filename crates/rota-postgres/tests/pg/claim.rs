@@ -6,7 +6,7 @@ use std::time::Duration;
 use rota_core::{AttemptError, ErrorKind, JobState};
 use rota_driver::{Driver, JobFinishParams, JobHeartbeatParams};
 
-use crate::common::{claim_params, job, now, subscribe_ready, with_default_driver};
+use crate::common::{claim_params, job, now, other_node, subscribe_ready, with_default_driver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_concurrent_claimers_never_share_a_job() {
@@ -421,16 +421,7 @@ async fn new_pool_connections_are_readied_for_the_claim() {
     with_default_driver(|driver, url| async move {
         // A second driver on the migrated schema: its connections open
         // after migration, so readying them succeeds.
-        let other = rota_postgres::PgDriver::connect(
-            &url,
-            rota_postgres::PgOptions {
-                max_connections: 1,
-                migrate: false,
-                ..rota_postgres::PgOptions::with_schema(driver.schema().unwrap().to_owned())
-            },
-        )
-        .await
-        .unwrap();
+        let other = other_node(&driver, &url, 1).await;
         let prepared: i64 = sqlx::query_scalar(CLAIMS_PREPARED)
             .fetch_one(other.pool())
             .await

@@ -86,6 +86,36 @@ where
     with_driver(PgOptions::with_schema, body).await;
 }
 
+/// Another node on `driver`'s already migrated schema (its own pool,
+/// listener and notifier), with a pool of `max_connections`.
+pub(crate) async fn other_node(driver: &PgDriver, url: &str, max_connections: u32) -> PgDriver {
+    let schema = driver
+        .schema()
+        .expect("test drivers use a schema")
+        .to_owned();
+    PgDriver::connect(
+        url,
+        PgOptions {
+            max_connections,
+            migrate: false,
+            ..PgOptions::with_schema(schema)
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Jobs in the store, all states.
+pub(crate) async fn total_jobs(driver: &PgDriver) -> i64 {
+    driver
+        .job_count()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum()
+}
+
 /// Now, at microsecond precision (what `timestamptz` stores).
 pub(crate) fn now() -> Timestamp {
     Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap()

@@ -4,10 +4,12 @@ use std::time::Duration;
 
 use rota_driver::{Driver, Wakeup};
 use rota_postgres::{
-    LISTENER_APPLICATION_NAME, NOTIFIER_APPLICATION_NAME, PgDriver, PgOptions, job_insert_many_in,
+    LISTENER_APPLICATION_NAME, NOTIFIER_APPLICATION_NAME, PgDriver, job_insert_many_in,
 };
 
-use crate::common::{job, subscribe_ready, wait_for_queue, with_default_driver};
+use crate::common::{
+    job, other_node, subscribe_ready, total_jobs, wait_for_queue, with_default_driver,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wakeup_after_commit_not_after_rollback() {
@@ -38,16 +40,7 @@ async fn wakeup_after_commit_not_after_rollback() {
             !wait_for_queue(&mut rx, "rolled-back", Duration::from_millis(500)).await,
             "no wake-up after rollback"
         );
-        assert_eq!(
-            driver
-                .job_count()
-                .await
-                .unwrap()
-                .iter()
-                .map(|c| c.count)
-                .sum::<i64>(),
-            1
-        );
+        assert_eq!(total_jobs(&driver).await, 1);
 
         // The pooled insert notifies too, once per queue for a big batch.
         let batch: Vec<_> = (0..2_000).map(|_| job("many")).collect();
@@ -169,17 +162,7 @@ async fn listener_stops_when_driver_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_inserts_wake_other_nodes_and_this_one_once() {
     with_default_driver(|here, url| async move {
-        let schema = here.schema().map(str::to_owned);
-        let there = PgDriver::connect(
-            &url,
-            PgOptions {
-                schema,
-                migrate: false,
-                ..PgOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let there = other_node(&here, &url, 10).await;
         let mut rx_here = subscribe_ready(&here).await;
         let mut rx_there = subscribe_ready(&there).await;
 
@@ -197,16 +180,7 @@ async fn pooled_inserts_wake_other_nodes_and_this_one_once() {
             i.await.unwrap().unwrap();
         }
         assert!(wait_for_queue(&mut rx_there, "many", Duration::from_secs(5)).await);
-        assert_eq!(
-            there
-                .job_count()
-                .await
-                .unwrap()
-                .iter()
-                .map(|c| c.count)
-                .sum::<i64>(),
-            17
-        );
+        assert_eq!(total_jobs(&there).await, 17);
 
         // This node was woken in-process, once per insert: the listener
         // drops the echo of its own notifier.
@@ -235,16 +209,7 @@ async fn pooled_inserts_wake_other_nodes_and_this_one_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_notifier_reconnects_when_its_backend_is_terminated() {
     with_default_driver(|here, url| async move {
-        let there = PgDriver::connect(
-            &url,
-            PgOptions {
-                schema: here.schema().map(str::to_owned),
-                migrate: false,
-                ..PgOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let there = other_node(&here, &url, 10).await;
         let mut rx_there = subscribe_ready(&there).await;
         let notifier = notifier_pid(&here, &url).await;
         let terminated: Vec<bool> = sqlx::query_scalar(
