@@ -460,6 +460,9 @@ pub(crate) async fn list(
         sql.push_str(&clause.replace('?', &format!("${n}")));
     };
     if p.queue.is_some() {
+        // The hash is the leading key of the index of a queue's available
+        // jobs (migration 8); the name itself decides.
+        param(" AND hashtextextended(queue, 0) = hashtextextended(?, 0)");
         param(" AND queue = ?");
     }
     if p.kind.is_some() {
@@ -484,7 +487,7 @@ pub(crate) async fn list(
     param(" ORDER BY id DESC LIMIT ?");
     let mut q = sqlx::query(AssertSqlSafe(sql));
     if let Some(queue) = &p.queue {
-        q = q.bind(queue.as_str());
+        q = q.bind(queue.as_str()).bind(queue.as_str());
     }
     if let Some(kind) = &p.kind {
         q = q.bind(kind.as_str());

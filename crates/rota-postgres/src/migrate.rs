@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "queue_listing_index",
         sql: include_str!("../migrations/0007_queue_listing_index.sql"),
     },
+    Migration {
+        version: 8,
+        name: "fixed_width_queue_keys",
+        sql: include_str!("../migrations/0008_fixed_width_queue_keys.sql"),
+    },
 ];
 
 /// The placeholder migrations use for the quoted target schema.

@@ -350,6 +350,45 @@ async fn claim_walks_the_claim_index_in_order_without_statistics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queues_available_jobs_are_listed_through_its_index() {
+    // The index's leading key is the queue name's hash (migration 8): a
+    // listing of one queue's waiting jobs must still find them through it,
+    // and only that queue's jobs.
+    with_one_connection(|driver, _| async move {
+        exec_sql(
+            &driver,
+            "INSERT INTO {schema}.rota_jobs (kind, queue, state, args, max_attempts, run_at, created_at)
+             SELECT 'noop', CASE WHEN g % 1000 = 0 THEN 'rare' ELSE 'busy' END, 'available',
+                    '{}', 25, now(), now()
+             FROM generate_series(1, 50000) g;
+             ANALYZE {schema}.rota_jobs",
+        )
+        .await;
+        let seq_before = jobs_seq_scans(&driver).await;
+        let read_before = index_entries_read(&driver, "rota_jobs_queue_available_idx").await;
+        let listed = driver
+            .job_list(&rota_driver::JobListParams {
+                queue: Some("rare".to_owned()),
+                states: vec![JobState::Available],
+                limit: 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 20);
+        assert!(listed.iter().all(|j| j.queue == "rare"));
+        assert!(listed.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert_eq!(jobs_seq_scans(&driver).await, seq_before, "the listing scanned the table");
+        let read = index_entries_read(&driver, "rota_jobs_queue_available_idx").await - read_before;
+        assert!(
+            (20..100).contains(&read),
+            "listing 20 of 50 rare jobs read {read} entries of the queue index"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promotion_walks_the_due_index_in_order_without_statistics() {
     // Like the claim: without statistics, every due job was read through a
     // bitmap scan and sorted on each promotion call.
