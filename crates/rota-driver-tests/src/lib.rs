@@ -226,6 +226,7 @@ macro_rules! conformance_suite {
                 insert_many_keeps_input_order_and_returns_full_rows,
                 insert_many_large_batch,
                 insert_many_bulk_path_returns_stored_rows,
+                insert_many_bulk_path_mostly_defaults,
                 insert_scheduled_vs_available,
                 unique_key_duplicate_returns_existing,
                 unique_key_duplicate_within_one_batch,

@@ -17,10 +17,81 @@ use crate::jobs::{NOTIFY_QUEUES_SQL, Origin, Wake, available_queues};
 use crate::options::Tables;
 use crate::row::millis;
 
-/// Columns written, in the order each tuple carries them.
-const COLUMNS: &str = "id, kind, queue, state, priority, args, run_at, created_at, max_attempts, \
-     timeout_ms, labels, attributes, trace_context, execution_id, schedule_id, fire_at";
-const FIELDS: i16 = 16;
+/// Columns every tuple carries, in order.
+const COLUMNS: &str = "id, kind, queue, state, args, run_at, created_at, max_attempts";
+const FIELDS: i16 = 8;
+
+/// Columns a tuple carries only when some row of the `COPY` differs from
+/// the column's default there; the others take their defaults (`0`,
+/// `'{}'`, `NULL`) on the server. Bulk loads are mostly defaults, and
+/// every field sent is parsed per row: with empty labels and attributes
+/// left out, a row cost 50.2k server instructions instead of 55.0k
+/// (callgrind, single-user server; `jsonb_recv` alone was 2.4k per field).
+#[derive(Debug, Clone, Copy)]
+enum Optional {
+    Priority,
+    Timeout,
+    Labels,
+    Attributes,
+    TraceContext,
+    ExecutionId,
+    ScheduleId,
+    FireAt,
+}
+
+impl Optional {
+    const ALL: [Self; 8] = [
+        Self::Priority,
+        Self::Timeout,
+        Self::Labels,
+        Self::Attributes,
+        Self::TraceContext,
+        Self::ExecutionId,
+        Self::ScheduleId,
+        Self::FireAt,
+    ];
+
+    fn column(self) -> &'static str {
+        match self {
+            Self::Priority => "priority",
+            Self::Timeout => "timeout_ms",
+            Self::Labels => "labels",
+            Self::Attributes => "attributes",
+            Self::TraceContext => "trace_context",
+            Self::ExecutionId => "execution_id",
+            Self::ScheduleId => "schedule_id",
+            Self::FireAt => "fire_at",
+        }
+    }
+
+    /// Whether `p` needs this column sent: its value is not the default.
+    fn needed(self, p: &JobInsertParams, origin: Origin) -> bool {
+        match self {
+            Self::Priority => p.priority != 0,
+            Self::Timeout => p.timeout.is_some(),
+            Self::Labels => !p.labels.is_empty(),
+            Self::Attributes => !p.attributes.is_empty(),
+            Self::TraceContext => p.trace_context.is_some(),
+            Self::ExecutionId => origin.execution_id.is_some(),
+            Self::ScheduleId => origin.schedule_id.is_some(),
+            Self::FireAt => origin.fire_at.is_some(),
+        }
+    }
+
+    fn encode(self, buf: &mut Vec<u8>, p: &JobInsertParams, origin: Origin) -> Result<()> {
+        match self {
+            Self::Priority => field(buf, &p.priority.to_be_bytes()),
+            Self::Timeout => int8(buf, p.timeout.map(millis)),
+            Self::Labels => jsonb(buf, &p.labels)?,
+            Self::Attributes => jsonb(buf, &p.attributes)?,
+            Self::TraceContext => text(buf, p.trace_context.as_deref()),
+            Self::ExecutionId => int8(buf, origin.execution_id),
+            Self::ScheduleId => int8(buf, origin.schedule_id),
+            Self::FireAt => timestamptz(buf, origin.fire_at),
+        }
+        Ok(())
+    }
+}
 
 /// Rows encoded per `CopyData` piece sent.
 const SEND_ROWS: usize = 1000;
@@ -59,9 +130,16 @@ pub(crate) async fn insert(
             ids.len()
         )));
     }
+    let optional: Vec<Optional> = Optional::ALL
+        .into_iter()
+        .filter(|o| params.iter().any(|p| o.needed(p, origin)))
+        .collect();
+    let columns: String = optional
+        .iter()
+        .fold(COLUMNS.to_owned(), |cols, o| cols + ", " + o.column());
     let mut copy = conn
         .copy_in_raw(&format!(
-            "COPY {} ({COLUMNS}) FROM STDIN (FORMAT binary)",
+            "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
             t.jobs
         ))
         .await
@@ -74,7 +152,7 @@ pub(crate) async fn insert(
     buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
     for (rows, ids) in params.chunks(SEND_ROWS).zip(ids.chunks(SEND_ROWS)) {
         for (p, id) in rows.iter().zip(ids) {
-            if let Err(e) = encode_row(&mut buf, *id, p, origin) {
+            if let Err(e) = encode_row(&mut buf, *id, p, origin, &optional) {
                 // A COPY dropped half-sent leaves the connection unusable.
                 if let Err(abort) = copy.abort(e.to_string()).await {
                     tracing::debug!(error = %abort, "aborting a failed COPY");
@@ -113,24 +191,28 @@ pub(crate) async fn insert(
     Ok(out)
 }
 
-fn encode_row(buf: &mut Vec<u8>, id: i64, p: &JobInsertParams, origin: Origin) -> Result<()> {
-    buf.extend_from_slice(&FIELDS.to_be_bytes());
+/// One tuple: the [`COLUMNS`] every row has, then `optional` in order.
+fn encode_row(
+    buf: &mut Vec<u8>,
+    id: i64,
+    p: &JobInsertParams,
+    origin: Origin,
+    optional: &[Optional],
+) -> Result<()> {
+    // `optional` holds at most the eight of `Optional::ALL`.
+    let fields = FIELDS + optional.len() as i16;
+    buf.extend_from_slice(&fields.to_be_bytes());
     int8(buf, Some(id));
     text(buf, Some(&p.kind));
     text(buf, Some(&p.queue));
     text(buf, Some(p.state.as_str()));
-    field(buf, &p.priority.to_be_bytes());
     jsonb(buf, &p.args)?;
     timestamptz(buf, Some(p.run_at));
     timestamptz(buf, Some(p.created_at));
     field(buf, &crate::row::int(p.max_attempts).to_be_bytes());
-    int8(buf, p.timeout.map(millis));
-    jsonb(buf, &p.labels)?;
-    jsonb(buf, &p.attributes)?;
-    text(buf, p.trace_context.as_deref());
-    int8(buf, origin.execution_id);
-    int8(buf, origin.schedule_id);
-    timestamptz(buf, origin.fire_at);
+    for o in optional {
+        o.encode(buf, p, origin)?;
+    }
     Ok(())
 }
 

@@ -205,6 +205,42 @@ pub async fn insert_many_bulk_path_returns_stored_rows(driver: Arc<dyn Driver>) 
     );
 }
 
+/// A bulk batch of default rows with a few exceptions stores each row as
+/// given: a store may leave columns at their defaults where every row has
+/// the default (PostgreSQL's `COPY` does), and one row that differs must
+/// still get its value, the others theirs.
+pub async fn insert_many_bulk_path_mostly_defaults(driver: Arc<dyn Driver>) {
+    let q = queue("bulk-defaults");
+    let plain = |i: i64| JobInsertParams {
+        args: json!({ "i": i }),
+        ..job(&q)
+    };
+    // All defaults, then one exception per optional column.
+    let all_default: Vec<JobInsertParams> = (0..300).map(plain).collect();
+    let mut mixed: Vec<JobInsertParams> = (0..300).map(plain).collect();
+    mixed[10].priority = -2;
+    mixed[20].timeout = Some(Duration::from_millis(1_500));
+    mixed[30].labels = map(&[("region", "eu")]);
+    mixed[40].attributes = map(&[("tenant", "acme")]);
+    mixed[50].trace_context = Some(format!("00-{:032x}-{:016x}-01", 7, 7));
+    for batch in [all_default, mixed] {
+        let out = driver
+            .job_insert_many(batch.clone())
+            .await
+            .unwrap_or_else(|e| panic!("job_insert_many failed: {e}"));
+        assert_eq!(out.len(), batch.len(), "one result per spec");
+        for (row, spec) in out.iter().zip(&batch) {
+            let stored = get(&driver, row.job.id).await;
+            assert_eq!(stored, row.job, "returned row equals the stored row");
+            assert_eq!(stored.priority, spec.priority);
+            assert_eq!(stored.timeout, spec.timeout);
+            assert_eq!(stored.labels, spec.labels);
+            assert_eq!(stored.attributes, spec.attributes);
+            assert_eq!(stored.trace_context, spec.trace_context);
+        }
+    }
+}
+
 /// The state given at insert is stored: `Scheduled` (run_at in the future) is
 /// not claimable, not even after its run_at, until promoted; `Available` is
 /// claimable at once.
