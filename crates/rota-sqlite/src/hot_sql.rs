@@ -34,6 +34,10 @@ pub fn insert_shared(n: usize) -> String {
     insert::insert_sql(n, JobOrigin::default(), Shape::Shared, false)
 }
 
+/// The outbox rows of the jobs with ids `?1..=?2`, written after every
+/// insert statement (nothing while no webhook exists).
+pub const INSERT_EVENTS: &str = crate::insert_effects::EVENTS_SQL;
+
 /// The plain-success finish of `n` runs: `(id, lease_token, attempt,
 /// finished_at)` per row, padded with all-NULL rows. The writer runs it
 /// in a savepoint (or a transaction of its own) and keeps it when it

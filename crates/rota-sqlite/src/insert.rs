@@ -22,6 +22,7 @@ use sqlx::sqlite::SqliteConnection;
 
 use crate::bind::{Param, bind_all};
 use crate::error::{map_native, map_sqlx};
+use crate::insert_effects;
 use crate::row::{Columns, duration_millis, job_columns, job_from_row, micros, to_json};
 
 /// Rows per multi-row `INSERT` (at most 16 parameters each, far below
@@ -388,6 +389,7 @@ pub(crate) async fn insert_many(
         .into_iter()
         .zip(plan.params.chunks(INSERT_CHUNK))
     {
+        let start = ids.len();
         let query = bind_all(sqlx::query(AssertSqlSafe(st.sql)), st.values);
         if st.returning {
             let rows = query.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
@@ -405,6 +407,18 @@ pub(crate) async fn insert_many(
                 &mut ids,
             )?;
         }
+        if let Some(range) = insert_effects::events_params(&ids[start..]) {
+            bind_all(sqlx::query(insert_effects::EVENTS_SQL), range.to_vec())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_sqlx)?;
+        }
+    }
+    if let Some(counts) = insert_effects::counts_params(&plan.params, &ids, plan.origin) {
+        bind_all(sqlx::query(insert_effects::COUNTS_SQL), counts)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
     }
     // Holders of conflicting keys, read before building the results (the
     // read is async, the build is not).
@@ -437,6 +451,7 @@ pub(crate) fn insert_many_native(
         .into_iter()
         .zip(plan.params.chunks(INSERT_CHUNK))
     {
+        let start = ids.len();
         // Only the two common row counts stay prepared: statements of every
         // other count would evict the claim and finish statements from the
         // connection's cache (and re-preparing those costs more).
@@ -461,6 +476,16 @@ pub(crate) fn insert_many_native(
             let changed = stmt.execute(values).map_err(map_native)?;
             consecutive_ids(chunk, changed as u64, conn.last_insert_rowid(), &mut ids)?;
         }
+        if let Some(range) = insert_effects::events_params(&ids[start..]) {
+            conn.prepare_cached(insert_effects::EVENTS_SQL)
+                .and_then(|mut st| st.execute(rusqlite::params_from_iter(range.iter())))
+                .map_err(map_native)?;
+        }
+    }
+    if let Some(counts) = insert_effects::counts_params(&plan.params, &ids, plan.origin) {
+        conn.prepare_cached(insert_effects::COUNTS_SQL)
+            .and_then(|mut st| st.execute(rusqlite::params_from_iter(counts.iter())))
+            .map_err(map_native)?;
     }
     plan.finish(ids, |key| {
         let mut st = conn.prepare_cached(HOLDER_SQL).map_err(map_native)?;

@@ -46,6 +46,7 @@ mod executions;
 #[doc(hidden)]
 pub mod hot_sql;
 mod insert;
+mod insert_effects;
 mod jobs;
 mod leader;
 mod migrate;

@@ -56,6 +56,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "no_constant_in_lists",
         sql: include_str!("../migrations/0006_no_constant_in_lists.sql"),
     },
+    Migration {
+        version: 7,
+        name: "insert_side_effects_in_driver",
+        sql: include_str!("../migrations/0007_insert_side_effects_in_driver.sql"),
+    },
 ];
 
 fn failed(step: &str, err: sqlx::Error) -> DriverError {

@@ -69,13 +69,10 @@ async fn run(mode: Mode) {
             .connect()
             .await
             .unwrap();
-        sqlx::raw_sql(
-            "DROP TRIGGER rota_jobs_after_insert; DROP TRIGGER rota_jobs_after_update; \
-             DROP TRIGGER rota_jobs_after_delete;",
-        )
-        .execute(&mut c)
-        .await
-        .unwrap();
+        sqlx::raw_sql("DROP TRIGGER rota_jobs_after_update; DROP TRIGGER rota_jobs_after_delete;")
+            .execute(&mut c)
+            .await
+            .unwrap();
     }
     if let Mode::Webhook = mode {
         driver
