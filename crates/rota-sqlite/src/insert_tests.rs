@@ -139,7 +139,7 @@ async fn ids_without_returning_are_the_inserted_rows_also_after_a_gap() {
         } else {
             let plan = InsertPlan::new(specs, JobOrigin::default()).unwrap();
             assert!(plan.statements.iter().all(|s| !s.returning));
-            insert_many_native(&conn, plan).unwrap()
+            insert_many_native(&conn, plan).unwrap().results().unwrap()
         };
         let answered: Vec<(i64, i64)> = inserted
             .iter()
@@ -166,7 +166,7 @@ async fn a_chunk_with_a_unique_key_returns_which_jobs_were_inserted() {
     )
     .unwrap();
     assert!(plan.statements.iter().all(|s| s.returning));
-    let out = insert_many_native(&conn, plan).unwrap();
+    let out = insert_many_native(&conn, plan).unwrap().results().unwrap();
     let inserted: Vec<bool> = out.iter().map(|j| j.inserted).collect();
     assert_eq!(inserted, [true, true, true, false]);
     // The duplicate answers with the holder.
@@ -180,8 +180,8 @@ async fn ids_without_returning_stay_right_while_triggers_insert_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let (_, opts) = connection(&dir).await;
     let conn = native(&opts);
-    // A webhook makes the insert trigger write an event per job, and an
-    // execution makes it count the jobs: both into AUTOINCREMENT tables.
+    // A webhook makes the insert write an event per job, and an execution
+    // makes it count the jobs: both into AUTOINCREMENT tables.
     conn.execute_batch(
         "INSERT INTO rota_webhooks (url, secret, created_at) VALUES ('http://127.0.0.1:9/', 's', 0);
          INSERT INTO rota_executions (owner_kind, owner_id, trigger, created_at, updated_at)
@@ -195,7 +195,7 @@ async fn ids_without_returning_stay_right_while_triggers_insert_elsewhere() {
     let specs: Vec<_> = (0..INSERT_CHUNK + 3).map(spec).collect();
     let plan = InsertPlan::new(specs, origin).unwrap();
     assert!(plan.statements.iter().all(|s| !s.returning));
-    let inserted = insert_many_native(&conn, plan).unwrap();
+    let inserted = insert_many_native(&conn, plan).unwrap().results().unwrap();
     let answered: Vec<(i64, i64)> = inserted
         .iter()
         .map(|j| (j.job.id, j.job.args["i"].as_i64().unwrap()))

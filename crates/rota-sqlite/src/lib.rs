@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rota_core::{Job, JobState};
+use rota_core::Job;
 use rota_driver::{
     ApiKeyInsertParams, ApiKeyRow, ClaimParamsFn, DeliveryAttemptParams, DeliveryCreateParams,
     DeliveryListParams, DeliveryRow, Driver, DriverError, EventRow, ExecutionAddJobsParams,
@@ -373,18 +373,19 @@ impl Driver for SqliteDriver {
         }
         let plan = insert::InsertPlan::new(params, insert::JobOrigin::default())?;
         let atomic = plan.is_one_statement();
-        self.inner
+        let ran = self
+            .inner
             .writer
             .write_native(atomic, move |conn, fx| {
-                let out = insert::insert_many_native(conn, plan)?;
-                for j in &out {
-                    if j.inserted && j.job.state == JobState::Available {
-                        fx.wake(&j.job.queue);
-                    }
+                let ran = insert::insert_many_native(conn, plan)?;
+                for queue in ran.woken_queues() {
+                    fx.wake(queue);
                 }
-                Ok(out)
+                Ok(ran)
             })
-            .await
+            .await?;
+        // Built here, not on the writer thread.
+        ran.results()
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>> {
