@@ -480,12 +480,12 @@ impl Ran {
 
 /// Runs an [`InsertPlan`] on the writer's native connection: the same
 /// statements, without sqlx's per-value copies and thread hand-offs.
-pub(crate) fn insert_many_native(conn: &rusqlite::Connection, mut plan: InsertPlan) -> Result<Ran> {
+pub(crate) fn insert_many_native(conn: &rusqlite::Connection, plan: InsertPlan) -> Result<Ran> {
     let mut ids: Vec<Option<i64>> = Vec::with_capacity(plan.params.len());
-    for (st, chunk) in std::mem::take(&mut plan.statements)
-        .into_iter()
-        .zip(plan.params.chunks(INSERT_CHUNK))
-    {
+    // By reference: the statements' texts and values are freed with the
+    // plan on the caller's task (freeing on the writer thread memory
+    // allocated on another was ~4 % of its instructions per row).
+    for (st, chunk) in plan.statements.iter().zip(plan.params.chunks(INSERT_CHUNK)) {
         let start = ids.len();
         // Only the two common row counts stay prepared: statements of every
         // other count would evict the claim and finish statements from the
