@@ -444,9 +444,10 @@ pub(crate) async fn insert_many(
 
 /// An insert the writer ran: the new ids and the holders of conflicting
 /// unique keys, from which [`Ran::results`] builds the answer on the
-/// caller's task. Building it moves every spec into a job, ~4 % of the
-/// writer's instructions per bulk-loaded row, which need not hold up
-/// the single writer.
+/// caller's task. Building it moves every spec into a job; with the
+/// per-row wake-up bookkeeping it replaced, that was 1.0k of 12.8k writer
+/// instructions per bulk-loaded row, which need not hold up the single
+/// writer.
 pub(crate) struct Ran {
     plan: InsertPlan,
     ids: Vec<Option<i64>>,
@@ -483,8 +484,8 @@ impl Ran {
 pub(crate) fn insert_many_native(conn: &rusqlite::Connection, plan: InsertPlan) -> Result<Ran> {
     let mut ids: Vec<Option<i64>> = Vec::with_capacity(plan.params.len());
     // By reference: the statements' texts and values are freed with the
-    // plan on the caller's task (freeing on the writer thread memory
-    // allocated on another was ~4 % of its instructions per row).
+    // plan on the caller's task (freeing them here, memory allocated on
+    // another thread, cost 0.3k of 11.8k instructions per row).
     for (st, chunk) in plan.statements.iter().zip(plan.params.chunks(INSERT_CHUNK)) {
         let start = ids.len();
         // Only the two common row counts stay prepared: statements of every
