@@ -41,6 +41,8 @@
 
 mod api_keys;
 mod bind;
+#[cfg(test)]
+mod checkpoint_tests;
 mod error;
 mod executions;
 #[doc(hidden)]
@@ -187,6 +189,11 @@ impl SqliteDriver {
             options.synchronous.as_str(),
             options.busy_timeout,
         )?;
+        let checkpoint = writer::open_checkpoint(
+            &write_options,
+            options.synchronous.as_str(),
+            options.busy_timeout,
+        );
         let writer = writer::spawn(
             conn,
             native,
@@ -203,6 +210,7 @@ impl SqliteDriver {
                 } else {
                     writer::Durability::OwnCommits
                 },
+                checkpoint,
             },
         )?;
         Ok(SqliteDriver {
@@ -237,6 +245,7 @@ impl SqliteDriver {
             batches: self.inner.counters.batches.load(Ordering::Relaxed),
             ops: self.inner.counters.ops.load(Ordering::Relaxed),
             syncs: self.inner.counters.syncs.load(Ordering::Relaxed),
+            checkpoints: self.inner.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -340,9 +349,19 @@ impl Driver for SqliteDriver {
             (
                 "writer".to_owned(),
                 format!(
-                    "one thread (rusqlite hot paths, sqlx for the rest), group commit{}",
+                    "one thread (rusqlite hot paths, sqlx for the rest), group commit{}{}",
                     if self.inner.counters.sync_thread.load(Ordering::Relaxed) {
                         ", WAL synced by a thread of its own before each acknowledgement"
+                    } else {
+                        ""
+                    },
+                    if self
+                        .inner
+                        .counters
+                        .checkpoint_thread
+                        .load(Ordering::Relaxed)
+                    {
+                        ", WAL checkpointed by a thread of its own"
                     } else {
                         ""
                     }

@@ -11,6 +11,7 @@ use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{broadcast, mpsc};
 
+use super::checkpoint::Checkpoints;
 use super::op::{ErasedOp, Msg};
 use super::sync::{Ack, Syncer};
 use super::{Conns, Counters, On, OpEffects, WriterSetup};
@@ -46,6 +47,9 @@ pub(super) struct Writer {
     syncer: Option<Syncer>,
     /// Answers of this round's commits, waiting for a sync.
     acks: Vec<Ack>,
+    /// Wakes the checkpoint thread (`None`: the native connection
+    /// checkpoints by itself).
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Writer {
@@ -53,6 +57,7 @@ impl Writer {
         conns: Conns,
         setup: WriterSetup,
         syncer: Option<Syncer>,
+        checkpoints: Option<Checkpoints>,
         rx: mpsc::Receiver<Msg>,
     ) -> Writer {
         Writer {
@@ -68,6 +73,7 @@ impl Writer {
             broken: false,
             syncer,
             acks: Vec::new(),
+            checkpoints,
         }
     }
 
@@ -122,6 +128,9 @@ impl Writer {
                 self.probe();
             }
             self.sync_acks();
+            if let Some(checkpoints) = &mut self.checkpoints {
+                checkpoints.after_commits(&self.conns.native);
+            }
         }
     }
 
