@@ -246,11 +246,6 @@ impl SqliteDriver {
             ops: self.inner.counters.ops.load(Ordering::Relaxed),
             syncs: self.inner.counters.syncs.load(Ordering::Relaxed),
             checkpoints: self.inner.counters.checkpoints.load(Ordering::Relaxed),
-            writer_checkpoints: self
-                .inner
-                .counters
-                .writer_checkpoints
-                .load(Ordering::Relaxed),
         }
     }
 

@@ -9,10 +9,9 @@
 //!
 //! So the writer's native connection does not checkpoint by itself: a
 //! WAL hook notes the WAL's size after each of its commits, and once
-//! [`CHECKPOINT_PAGES`] more pages were written by a busy writer (work
-//! queued) it wakes this thread, which runs a `PASSIVE` checkpoint on a
-//! connection of its own while the writer goes on. (An idle writer
-//! checkpoints itself: see [`Checkpoints::after_commits`].) A passive checkpoint never blocks the writer
+//! [`CHECKPOINT_PAGES`] more pages were written the writer wakes this
+//! thread, which runs a `PASSIVE` checkpoint on a connection of its own
+//! while the writer goes on. A passive checkpoint never blocks the writer
 //! or a reader; it copies what no reader still needs, with the same syncs
 //! as the automatic one (the checkpoint connection has the driver's
 //! `synchronous` setting), so a crash at any point leaves the database as
@@ -74,29 +73,24 @@ impl Checkpoints {
         }
     }
 
-    /// Called by the writer after each round of commits, with `busy`
-    /// telling whether more work was queued when the round's commits
-    /// ended. Once
-    /// [`CHECKPOINT_PAGES`] were written since the last checkpoint began:
-    /// when busy, wakes the thread; when not, checkpoints on `native`
-    /// itself, as SQLite would have. A checkpoint that ends while no
-    /// commit races it lets the next transaction restart the WAL; a WAL
-    /// that only grows makes each commit's sync also write the file's new
-    /// size, which cost sequential enqueues ~15 % of their rate. Past
-    /// [`BACKSTOP_PAGES`] it checkpoints itself, busy or not.
-    pub(super) fn after_commits(&mut self, native: &rusqlite::Connection, busy: bool) {
+    /// Called by the writer after its commits: wakes the thread once
+    /// [`CHECKPOINT_PAGES`] were written since it last did, and past
+    /// [`BACKSTOP_PAGES`] checkpoints on `native` itself.
+    pub(super) fn after_commits(&mut self, native: &rusqlite::Connection) {
         let pages = WAL_PAGES.get();
         if pages < self.woken_at {
             // The WAL restarted.
             self.woken_at = 0;
         }
-        if pages >= BACKSTOP_PAGES || (!busy && pages - self.woken_at >= CHECKPOINT_PAGES) {
+        if pages >= BACKSTOP_PAGES {
             match checkpoint(native) {
                 Ok(()) => {
-                    let counters = &self.thread.shared.counters;
-                    counters.writer_checkpoints.fetch_add(1, Ordering::Relaxed);
+                    self.thread
+                        .shared
+                        .counters
+                        .checkpoints
+                        .fetch_add(1, Ordering::Relaxed);
                 }
-                // Busy: the thread is checkpointing.
                 Err(e) => tracing::debug!(error = %e, "SQLite writer: checkpoint"),
             }
             // Whatever happened, not again before the next commit.

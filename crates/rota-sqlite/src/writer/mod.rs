@@ -97,10 +97,9 @@ pub(crate) struct Counters {
     pub(crate) ops: AtomicU64,
     /// Syncs of the WAL by the sync thread.
     pub(crate) syncs: AtomicU64,
-    /// Checkpoints run by the checkpoint thread (see [`checkpoint`]).
+    /// Checkpoints run by the checkpoint thread or, as a backstop, by
+    /// the writer (see [`checkpoint`]).
     pub(crate) checkpoints: AtomicU64,
-    /// Checkpoints the writer ran itself: idle, or past the backstop.
-    pub(crate) writer_checkpoints: AtomicU64,
     /// The sync thread runs (see [`sync`]).
     pub(crate) sync_thread: AtomicBool,
     /// The checkpoint thread runs (see [`checkpoint`]).
@@ -138,12 +137,9 @@ pub struct WriterStats {
     /// `fdatasync`s of the WAL made off the writer thread (0 when the
     /// writer's own commits sync, with `synchronous` below `FULL`).
     pub syncs: u64,
-    /// WAL checkpoints run by a thread of their own while the writer went
-    /// on with queued work.
+    /// WAL checkpoints run, nearly all by a thread of their own while the
+    /// writer goes on.
     pub checkpoints: u64,
-    /// WAL checkpoints the writer ran itself, with no work queued (or with
-    /// the WAL past its 32 MiB backstop).
-    pub writer_checkpoints: u64,
 }
 
 /// One of the writer's two connections.

@@ -127,12 +127,9 @@ impl Writer {
             if self.counters.probe_requested.swap(false, Ordering::SeqCst) || probe {
                 self.probe();
             }
-            // Checked before this round's callers are answered: a
-            // sequential caller's next operation cannot be queued yet.
-            let busy = !self.rx.is_empty();
             self.sync_acks();
             if let Some(checkpoints) = &mut self.checkpoints {
-                checkpoints.after_commits(&self.conns.native, busy);
+                checkpoints.after_commits(&self.conns.native);
             }
         }
     }
