@@ -41,8 +41,6 @@
 
 mod api_keys;
 mod bind;
-#[cfg(test)]
-mod checkpoint_tests;
 mod error;
 mod executions;
 #[doc(hidden)]
@@ -189,11 +187,6 @@ impl SqliteDriver {
             options.synchronous.as_str(),
             options.busy_timeout,
         )?;
-        let checkpoint = writer::open_checkpoint(
-            &write_options,
-            options.synchronous.as_str(),
-            options.busy_timeout,
-        );
         let writer = writer::spawn(
             conn,
             native,
@@ -210,7 +203,6 @@ impl SqliteDriver {
                 } else {
                     writer::Durability::OwnCommits
                 },
-                checkpoint,
             },
         )?;
         Ok(SqliteDriver {
@@ -245,7 +237,6 @@ impl SqliteDriver {
             batches: self.inner.counters.batches.load(Ordering::Relaxed),
             ops: self.inner.counters.ops.load(Ordering::Relaxed),
             syncs: self.inner.counters.syncs.load(Ordering::Relaxed),
-            checkpoints: self.inner.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -349,19 +340,9 @@ impl Driver for SqliteDriver {
             (
                 "writer".to_owned(),
                 format!(
-                    "one thread (rusqlite hot paths, sqlx for the rest), group commit{}{}",
+                    "one thread (rusqlite hot paths, sqlx for the rest), group commit{}",
                     if self.inner.counters.sync_thread.load(Ordering::Relaxed) {
                         ", WAL synced by a thread of its own before each acknowledgement"
-                    } else {
-                        ""
-                    },
-                    if self
-                        .inner
-                        .counters
-                        .checkpoint_thread
-                        .load(Ordering::Relaxed)
-                    {
-                        ", WAL checkpointed by a thread of its own"
                     } else {
                         ""
                     }

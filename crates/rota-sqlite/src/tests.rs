@@ -83,21 +83,6 @@ pub(crate) async fn writer_with_durability(
     sqlx::sqlite::SqliteConnectOptions,
     broadcast::Sender<rota_driver::Wakeup>,
 ) {
-    writer_with_checkpoint(dir, durability, None).await
-}
-
-/// [`writer_with_durability`], its WAL checkpointed through `checkpoint`
-/// off the writer thread (`None`: by the writer's connection itself).
-pub(crate) async fn writer_with_checkpoint(
-    dir: &tempfile::TempDir,
-    durability: writer::Durability,
-    checkpoint: Option<rusqlite::Connection>,
-) -> (
-    WriterHandle,
-    Arc<Counters>,
-    sqlx::sqlite::SqliteConnectOptions,
-    broadcast::Sender<rota_driver::Wakeup>,
-) {
     let (mut conn, opts) = connection(dir).await;
     sqlx::raw_sql("CREATE TABLE t (x INTEGER NOT NULL)")
         .execute(&mut conn)
@@ -117,7 +102,6 @@ pub(crate) async fn writer_with_checkpoint(
             wake: wake.clone(),
             parked: Arc::default(),
             durability,
-            checkpoint,
         },
     )
     .unwrap();

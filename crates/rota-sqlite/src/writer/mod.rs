@@ -38,13 +38,10 @@
 //! thread is gone (a panic in the writer's own code would end it), callers
 //! get [`DriverError::Unavailable`].
 
-mod checkpoint;
 mod op;
 mod sync;
 mod thread;
 
-#[cfg(test)]
-pub(crate) use checkpoint::BACKSTOP_PAGES;
 pub(crate) use sync::SyncFn;
 
 use std::collections::BTreeSet;
@@ -97,13 +94,8 @@ pub(crate) struct Counters {
     pub(crate) ops: AtomicU64,
     /// Syncs of the WAL by the sync thread.
     pub(crate) syncs: AtomicU64,
-    /// Checkpoints run by the checkpoint thread or, as a backstop, by
-    /// the writer (see [`checkpoint`]).
-    pub(crate) checkpoints: AtomicU64,
     /// The sync thread runs (see [`sync`]).
     pub(crate) sync_thread: AtomicBool,
-    /// The checkpoint thread runs (see [`checkpoint`]).
-    pub(crate) checkpoint_thread: AtomicBool,
     /// The watcher asks the writer to check for foreign commits.
     pub(crate) probe_requested: AtomicBool,
 }
@@ -137,9 +129,6 @@ pub struct WriterStats {
     /// `fdatasync`s of the WAL made off the writer thread (0 when the
     /// writer's own commits sync, with `synchronous` below `FULL`).
     pub syncs: u64,
-    /// WAL checkpoints run, nearly all by a thread of their own while the
-    /// writer goes on.
-    pub checkpoints: u64,
 }
 
 /// One of the writer's two connections.
@@ -184,20 +173,6 @@ pub(crate) fn open_native(
     Ok(conn)
 }
 
-/// Opens the connection that checkpoints the WAL off the writer thread
-/// (see [`checkpoint`]), with the driver's `synchronous`, which decides the
-/// syncs a checkpoint makes. `None` (the writer then checkpoints as SQLite
-/// does by default) when it cannot open.
-pub(crate) fn open_checkpoint(
-    connect: &SqliteConnectOptions,
-    synchronous: &str,
-    busy_timeout: std::time::Duration,
-) -> Option<rusqlite::Connection> {
-    open_native(connect, synchronous, busy_timeout)
-        .inspect_err(|e| tracing::warn!(error = %e, "SQLite writer checkpoints by itself"))
-        .ok()
-}
-
 /// The writer's settings and shared state.
 pub(crate) struct WriterSetup {
     pub(crate) connect: SqliteConnectOptions,
@@ -208,10 +183,6 @@ pub(crate) struct WriterSetup {
     pub(crate) parked: Arc<ParkingLot>,
     /// Who makes commits durable.
     pub(crate) durability: Durability,
-    /// The connection WAL checkpoints run on, off the writer thread
-    /// ([`open_checkpoint`]); `None`: the native connection checkpoints
-    /// as SQLite does by default.
-    pub(crate) checkpoint: Option<rusqlite::Connection>,
 }
 
 /// Who makes the writer's commits durable.
@@ -245,20 +216,7 @@ pub(crate) fn spawn(
         #[cfg(test)]
         Durability::SyncWith(sync) => start_syncer(&native, &setup.counters, Some(sync)),
     };
-    let checkpoints = setup.checkpoint.take().and_then(|conn| {
-        checkpoint::Checkpointer::start(conn, setup.counters.clone())
-            .inspect_err(|e| tracing::warn!(error = %e, "SQLite writer checkpoints by itself"))
-            .ok()
-            .map(|thread| {
-                checkpoint::take_over(&native);
-                setup
-                    .counters
-                    .checkpoint_thread
-                    .store(true, Ordering::Relaxed);
-                checkpoint::Checkpoints::new(thread)
-            })
-    });
-    let writer = Writer::new(Conns { rt, sqlx, native }, setup, syncer, checkpoints, rx);
+    let writer = Writer::new(Conns { rt, sqlx, native }, setup, syncer, rx);
     std::thread::Builder::new()
         .name("rota-sqlite-writer".to_owned())
         .spawn(move || writer.run())

@@ -11,7 +11,6 @@ use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{broadcast, mpsc};
 
-use super::checkpoint::Checkpoints;
 use super::op::{ErasedOp, Msg};
 use super::sync::{Ack, Syncer};
 use super::{Conns, Counters, On, OpEffects, WriterSetup};
@@ -47,9 +46,6 @@ pub(super) struct Writer {
     syncer: Option<Syncer>,
     /// Answers of this round's commits, waiting for a sync.
     acks: Vec<Ack>,
-    /// Wakes the checkpoint thread (`None`: the native connection
-    /// checkpoints by itself).
-    checkpoints: Option<Checkpoints>,
 }
 
 impl Writer {
@@ -57,7 +53,6 @@ impl Writer {
         conns: Conns,
         setup: WriterSetup,
         syncer: Option<Syncer>,
-        checkpoints: Option<Checkpoints>,
         rx: mpsc::Receiver<Msg>,
     ) -> Writer {
         Writer {
@@ -73,7 +68,6 @@ impl Writer {
             broken: false,
             syncer,
             acks: Vec::new(),
-            checkpoints,
         }
     }
 
@@ -128,9 +122,6 @@ impl Writer {
                 self.probe();
             }
             self.sync_acks();
-            if let Some(checkpoints) = &mut self.checkpoints {
-                checkpoints.after_commits(&self.conns.native);
-            }
         }
     }
 
