@@ -327,12 +327,6 @@ impl InsertPlan {
         })
     }
 
-    /// Whether the plan is one statement (atomic by itself): one chunk with
-    /// no unique key, whose conflict would need a second, reading one.
-    pub(crate) fn is_one_statement(&self) -> bool {
-        self.statements.len() == 1 && self.params.iter().all(|p| p.unique_key.is_none())
-    }
-
     /// Builds the results from the new ids (`None` for a unique duplicate,
     /// whose holder `holder` fetches).
     fn finish(
@@ -379,12 +373,47 @@ pub async fn job_insert_many_in(
 }
 
 /// [`job_insert_many_in`] with the jobs' origin columns set.
+///
+/// The inserts and their outbox and counter statements run inside a
+/// savepoint: on a connection outside a transaction that is a transaction
+/// of its own, so they commit together or not at all (each would commit
+/// alone), and no other writer can take ids inside a statement's range
+/// before its outbox rows are written.
 pub(crate) async fn insert_many(
     conn: &mut SqliteConnection,
     params: Vec<JobInsertParams>,
     origin: JobOrigin,
 ) -> Result<Vec<InsertedJob>> {
-    let mut plan = InsertPlan::new(params, origin)?;
+    let plan = InsertPlan::new(params, origin)?;
+    sqlx::raw_sql("SAVEPOINT rota_insert")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    match insert_plan(conn, plan).await {
+        Ok(inserted) => {
+            sqlx::raw_sql("RELEASE rota_insert")
+                .execute(&mut *conn)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(inserted)
+        }
+        Err(e) => {
+            // The insert's own error is the one to report.
+            if let Err(r) = sqlx::raw_sql("ROLLBACK TO rota_insert; RELEASE rota_insert")
+                .execute(&mut *conn)
+                .await
+            {
+                tracing::debug!(error = %r, "rollback of a failed insert");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn insert_plan(
+    conn: &mut SqliteConnection,
+    mut plan: InsertPlan,
+) -> Result<Vec<InsertedJob>> {
     // Per input: the new id, or None for a unique duplicate.
     let mut ids: Vec<Option<i64>> = Vec::with_capacity(plan.params.len());
     for (st, chunk) in std::mem::take(&mut plan.statements)

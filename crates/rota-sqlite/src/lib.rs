@@ -41,11 +41,15 @@
 
 mod api_keys;
 mod bind;
+#[cfg(test)]
+mod checkpoint_tests;
 mod error;
 mod executions;
 #[doc(hidden)]
 pub mod hot_sql;
 mod insert;
+#[cfg(test)]
+mod insert_atomic_tests;
 mod insert_effects;
 mod jobs;
 mod leader;
@@ -237,6 +241,7 @@ impl SqliteDriver {
             batches: self.inner.counters.batches.load(Ordering::Relaxed),
             ops: self.inner.counters.ops.load(Ordering::Relaxed),
             syncs: self.inner.counters.syncs.load(Ordering::Relaxed),
+            checkpoints: self.inner.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -372,11 +377,12 @@ impl Driver for SqliteDriver {
             return Ok(Vec::new());
         }
         let plan = insert::InsertPlan::new(params, insert::JobOrigin::default())?;
-        let atomic = plan.is_one_statement();
+        // Never autocommit: the insert and its outbox statement must
+        // commit together.
         let ran = self
             .inner
             .writer
-            .write_native(atomic, move |conn, fx| {
+            .write_native(false, move |conn, fx| {
                 let ran = insert::insert_many_native(conn, plan)?;
                 for queue in ran.woken_queues() {
                     fx.wake(queue);

@@ -38,10 +38,13 @@
 //! thread is gone (a panic in the writer's own code would end it), callers
 //! get [`DriverError::Unavailable`].
 
+mod checkpoint;
 mod op;
 mod sync;
 mod thread;
 
+#[cfg(test)]
+pub(crate) use checkpoint::BUSY_PAGES;
 pub(crate) use sync::SyncFn;
 
 use std::collections::BTreeSet;
@@ -94,6 +97,9 @@ pub(crate) struct Counters {
     pub(crate) ops: AtomicU64,
     /// Syncs of the WAL by the sync thread.
     pub(crate) syncs: AtomicU64,
+    /// WAL checkpoints by the writer's native connection (see
+    /// [`checkpoint`]).
+    pub(crate) checkpoints: AtomicU64,
     /// The sync thread runs (see [`sync`]).
     pub(crate) sync_thread: AtomicBool,
     /// The watcher asks the writer to check for foreign commits.
@@ -129,6 +135,9 @@ pub struct WriterStats {
     /// `fdatasync`s of the WAL made off the writer thread (0 when the
     /// writer's own commits sync, with `synchronous` below `FULL`).
     pub syncs: u64,
+    /// WAL checkpoints the writer ran: when idle, or past 32 MiB of WAL
+    /// while busy.
+    pub checkpoints: u64,
 }
 
 /// One of the writer's two connections.
@@ -216,6 +225,7 @@ pub(crate) fn spawn(
         #[cfg(test)]
         Durability::SyncWith(sync) => start_syncer(&native, &setup.counters, Some(sync)),
     };
+    checkpoint::take_over(&native);
     let writer = Writer::new(Conns { rt, sqlx, native }, setup, syncer, rx);
     std::thread::Builder::new()
         .name("rota-sqlite-writer".to_owned())

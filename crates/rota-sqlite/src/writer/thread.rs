@@ -11,6 +11,7 @@ use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{broadcast, mpsc};
 
+use super::checkpoint;
 use super::op::{ErasedOp, Msg};
 use super::sync::{Ack, Syncer};
 use super::{Conns, Counters, On, OpEffects, WriterSetup};
@@ -72,9 +73,14 @@ impl Writer {
     }
 
     pub(super) fn run(mut self) {
+        self.bound_sqlx_checkpoints();
         self.lower_sqlx_synchronous();
         self.probe();
-        while let Some(first) = self.rx.blocking_recv() {
+        loop {
+            self.checkpoint_when_idle();
+            let Some(first) = self.rx.blocking_recv() else {
+                break;
+            };
             let mut batch = Vec::new();
             let mut alone = None;
             let mut probe = false;
@@ -121,7 +127,13 @@ impl Writer {
             if self.counters.probe_requested.swap(false, Ordering::SeqCst) || probe {
                 self.probe();
             }
+            // Checked before this round's callers are answered: a
+            // sequential caller's next operation cannot be queued yet.
+            let busy = !self.rx.is_empty();
             self.sync_acks();
+            if checkpoint::after_commits(&self.conns.native, busy) {
+                self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -180,6 +192,37 @@ impl Writer {
                 tracing::error!("a SQLite write operation panicked; its savepoint is rolled back");
                 false
             }
+        }
+    }
+
+    /// Checkpoints the WAL a load left behind once no work has arrived for
+    /// [`checkpoint::IDLE_WAIT`] (polled: the channel has no blocking
+    /// receive with a timeout outside the runtime).
+    fn checkpoint_when_idle(&mut self) {
+        if !self.rx.is_empty() || !checkpoint::pending() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + checkpoint::IDLE_WAIT;
+        while self.rx.is_empty() {
+            if std::time::Instant::now() >= deadline {
+                if checkpoint::checkpoint(&self.conns.native) {
+                    self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+    }
+
+    /// The sqlx connection checkpoints by itself (SQLite's automatic
+    /// checkpoint) only past the bound a busy writer keeps to, so that its
+    /// rare commits do not checkpoint in the middle of a load.
+    fn bound_sqlx_checkpoints(&mut self) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = self.exec(On::Sqlx, checkpoint::SQLX_AUTOCHECKPOINT) {
+            tracing::debug!(error = %e.err, "SQLite writer: wal_autocheckpoint");
         }
     }
 
@@ -420,6 +463,7 @@ impl Writer {
                 drop(old);
                 self.broken = false;
                 self.data_version.1 = None;
+                self.bound_sqlx_checkpoints();
                 self.lower_sqlx_synchronous();
                 tracing::info!("SQLite writer reconnected");
             }
