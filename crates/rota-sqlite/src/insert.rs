@@ -355,6 +355,9 @@ impl InsertPlan {
 /// Inserts jobs on `conn` — typically inside your own transaction, so the
 /// jobs exist if and only if your data commits (transactional enqueue).
 ///
+/// Outside a transaction it is atomic by itself: the jobs, their outbox
+/// rows and execution counts commit together (a savepoint).
+///
 /// A spec whose `unique_key` is held by an unfinished job is not inserted;
 /// the existing job is returned with `inserted = false`. Results keep input
 /// order. This is the same SQL the driver's writer runs.
