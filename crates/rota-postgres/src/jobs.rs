@@ -459,10 +459,14 @@ pub(crate) async fn list(
         n += 1;
         sql.push_str(&clause.replace('?', &format!("${n}")));
     };
-    if p.queue.is_some() {
-        // The hash is the leading key of the index of a queue's available
-        // jobs (migration 8); the name itself decides.
+    // The hash is the leading key of the index of a queue's available
+    // jobs (migration 8), the only index by queue; other listings would
+    // only hash every row they read. The name itself decides.
+    let by_hash = p.queue.is_some() && p.states.as_slice() == [JobState::Available];
+    if by_hash {
         param(" AND hashtextextended(queue, 0) = hashtextextended(?, 0)");
+    }
+    if p.queue.is_some() {
         param(" AND queue = ?");
     }
     if p.kind.is_some() {
@@ -487,7 +491,10 @@ pub(crate) async fn list(
     param(" ORDER BY id DESC LIMIT ?");
     let mut q = sqlx::query(AssertSqlSafe(sql));
     if let Some(queue) = &p.queue {
-        q = q.bind(queue.as_str()).bind(queue.as_str());
+        if by_hash {
+            q = q.bind(queue.as_str());
+        }
+        q = q.bind(queue.as_str());
     }
     if let Some(kind) = &p.kind {
         q = q.bind(kind.as_str());

@@ -103,6 +103,27 @@ pub async fn list_filters_by_state_queue_kind_and_ids(driver: Arc<dyn Driver>) {
     );
     assert_eq!(
         q(JobListParams {
+            states: vec![JobState::Available],
+            queue: Some("mail".into()),
+            kind: Some("email".into()),
+            ..page(100)
+        })
+        .await,
+        vec![a1.id],
+        "a queue's available jobs (the shape the queue index serves), with another filter"
+    );
+    assert_eq!(
+        q(JobListParams {
+            states: vec![JobState::Running],
+            queue: Some("other".into()),
+            ..page(100)
+        })
+        .await,
+        vec![a4.id],
+        "a queue's jobs in another state"
+    );
+    assert_eq!(
+        q(JobListParams {
             ids: Some(vec![a1.id, a5.id, a4.id, a5.id + 1_000]),
             ..page(100)
         })
