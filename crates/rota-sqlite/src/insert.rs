@@ -577,4 +577,4 @@ pub(crate) fn insert_many_native(conn: &rusqlite::Connection, plan: InsertPlan) 
 
 #[cfg(test)]
 #[path = "insert_tests.rs"]
-mod tests;
+pub(crate) mod tests;

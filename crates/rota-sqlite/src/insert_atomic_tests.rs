@@ -1,31 +1,14 @@
 //! An insert and its outbox row commit together, on the writer (a lone
 //! enqueue) and on a user's connection outside a transaction.
 
-use std::collections::BTreeMap;
-
-use jiff::Timestamp;
-use rota_core::JobState;
 use rota_driver::{Driver, JobInsertParams};
 use sqlx::{ConnectOptions, SqliteConnection};
 
 use crate::{SqliteDriver, SqliteOptions};
 
+/// Any valid job (the insert tests' own).
 fn job() -> JobInsertParams {
-    JobInsertParams {
-        kind: "mail".to_owned(),
-        args: serde_json::json!({}),
-        queue: "q".to_owned(),
-        priority: 1,
-        state: JobState::Available,
-        run_at: Timestamp::now(),
-        created_at: Timestamp::now(),
-        max_attempts: 3,
-        timeout: None,
-        unique_key: None,
-        labels: BTreeMap::new(),
-        attributes: BTreeMap::new(),
-        trace_context: None,
-    }
+    crate::insert::tests::spec(0)
 }
 
 /// A driver on a fresh file with one webhook (so every insert writes an

@@ -17,7 +17,7 @@ fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + seconds).unwrap()
 }
 
-fn spec(i: usize) -> JobInsertParams {
+pub(crate) fn spec(i: usize) -> JobInsertParams {
     JobInsertParams {
         kind: "mail".to_owned(),
         args: serde_json::json!({ "i": i }),

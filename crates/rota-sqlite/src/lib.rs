@@ -346,13 +346,15 @@ impl Driver for SqliteDriver {
                 "writer".to_owned(),
                 format!(
                     "one thread (rusqlite hot paths, sqlx for the rest), group commit{}, \
-                     WAL checkpointed by the writer between loads (at 1000 pages when idle, \
-                     8192 during a load)",
+                     WAL checkpointed by the writer between loads (at {} pages when idle, \
+                     {} during a load)",
                     if self.inner.counters.sync_thread.load(Ordering::Relaxed) {
                         ", WAL synced by a thread of its own before each acknowledgement"
                     } else {
                         ""
-                    }
+                    },
+                    writer::IDLE_PAGES,
+                    writer::BUSY_PAGES,
                 ),
             ),
             ("max_batch".to_owned(), o.max_batch.to_string()),

@@ -44,6 +44,11 @@ pub(crate) const BUSY_PAGES: c_int = 8_192;
 /// checkpoint in the middle of a load either.
 pub(super) const SQLX_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 8192";
 
+/// WAL pages one round of commits writes, from which the writer counts
+/// as busy whatever is queued: a 5,000-job bulk chunk writes ~300, a
+/// single enqueue 3–4.
+const LOAD_ROUND_PAGES: c_int = 64;
+
 thread_local! {
     /// The WAL's size in pages after the last commit on this thread of a
     /// connection whose hook is [`note_wal_pages`]. A thread-local
@@ -51,14 +56,6 @@ thread_local! {
     /// connection commits only on the writer's own thread, so per thread
     /// is per writer.
     static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
-}
-
-/// WAL pages one round of commits writes, from which the writer counts
-/// as busy whatever is queued: a 5,000-job bulk chunk writes ~300, a
-/// single enqueue 3–4.
-const LOAD_ROUND_PAGES: c_int = 64;
-
-thread_local! {
     /// [`WAL_PAGES`] at the writer's previous round.
     static LAST_PAGES: Cell<c_int> = const { Cell::new(0) };
 }
@@ -68,26 +65,25 @@ fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()
     Ok(())
 }
 
-/// Replaces `native`'s automatic checkpoint with [`after_commits`]; call
-/// it on the writer's native connection only, whose thread calls
-/// [`after_commits`] after every round.
+/// Replaces `native`'s automatic checkpoint with the writer's decisions
+/// ([`due_after_round`], [`pending`]); call it on the writer's native
+/// connection only.
 pub(super) fn take_over(native: &rusqlite::Connection) {
     native.wal_hook(Some(note_wal_pages));
 }
 
-/// Called by the writer after each round of commits, with `busy` telling
+/// Whether to checkpoint after a round of commits, with `busy` telling
 /// whether more work was queued when the round's commits ended (checked
 /// before the round's callers are answered, so a sequential caller's next
-/// operation cannot be queued yet). Returns whether it checkpointed.
-pub(super) fn after_commits(native: &rusqlite::Connection, busy: bool) -> bool {
+/// operation cannot be queued yet).
+pub(super) fn due_after_round(busy: bool) -> bool {
     let pages = WAL_PAGES.get();
     let last = LAST_PAGES.replace(pages);
     // A round that wrote many pages is part of a load even when the
     // loader's next chunk is a moment late.
     let written = if pages >= last { pages - last } else { pages };
     let busy = busy || written >= LOAD_ROUND_PAGES;
-    let due = if busy { BUSY_PAGES } else { IDLE_PAGES };
-    pages >= due && checkpoint(native)
+    pages >= if busy { BUSY_PAGES } else { IDLE_PAGES }
 }
 
 /// Whether a load left the WAL past [`IDLE_PAGES`] unchecked: the writer

@@ -43,8 +43,7 @@ mod op;
 mod sync;
 mod thread;
 
-#[cfg(test)]
-pub(crate) use checkpoint::BUSY_PAGES;
+pub(crate) use checkpoint::{BUSY_PAGES, IDLE_PAGES};
 pub(crate) use sync::SyncFn;
 
 use std::collections::BTreeSet;

@@ -131,8 +131,8 @@ impl Writer {
             // sequential caller's next operation cannot be queued yet.
             let busy = !self.rx.is_empty();
             self.sync_acks();
-            if checkpoint::after_commits(&self.conns.native, busy) {
-                self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+            if checkpoint::due_after_round(busy) {
+                self.checkpoint();
             }
         }
     }
@@ -205,12 +205,16 @@ impl Writer {
         let deadline = std::time::Instant::now() + checkpoint::IDLE_WAIT;
         while self.rx.is_empty() {
             if std::time::Instant::now() >= deadline {
-                if checkpoint::checkpoint(&self.conns.native) {
-                    self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
-                }
-                return;
+                return self.checkpoint();
             }
             std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+    }
+
+    /// Checkpoints the WAL on the native connection, counted.
+    fn checkpoint(&mut self) {
+        if checkpoint::checkpoint(&self.conns.native) {
+            self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         }
     }
 
