@@ -255,6 +255,7 @@ macro_rules! conformance_suite {
                 finish_hand_back_to_available,
                 finish_with_stale_token_changes_nothing,
                 finish_many_reports_per_input,
+                finish_many_then_runs_its_callback_once,
                 finish_many_repeated_id_applies_once,
                 finish_lease_expired_before_fence,
                 heartbeat_extends_lease_and_reports_state,

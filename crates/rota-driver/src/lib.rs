@@ -28,6 +28,10 @@ pub use park::*;
 pub use schedules::*;
 pub use webhooks::*;
 
+/// Run once by a store when a write it was given is committed (see
+/// [`Driver::job_finish_many_then`]).
+pub type OnCommitted = Box<dyn FnOnce() + Send>;
+
 /// A storage backend for Rota.
 ///
 /// Methods with a default body are optional capabilities: a driver lacking
@@ -94,6 +98,28 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     /// its lease token (and optionally by lease expiry). Returns, per input,
     /// whether it applied; a stale token changes nothing.
     async fn job_finish_many(&self, params: Vec<JobFinishParams>) -> Result<Vec<FinishResult>>;
+
+    /// [`job_finish_many`](Self::job_finish_many), running `committed` as
+    /// soon as the writes are committed, which may be before they are
+    /// durable and before this call returns; never when they are not
+    /// committed (an error, a rollback). The engine frees the runs' queue
+    /// slots there, so the next claim need not wait for the sync.
+    ///
+    /// A store may run it before the commit is durable only if every claim
+    /// it answers afterwards is answered after these writes are durable
+    /// too (SQLite's writer syncs the WAL in commit order before any
+    /// answer). Then a crash repeats at most a queue's concurrency in runs,
+    /// as when slots wait for the answer. The default runs it once
+    /// `job_finish_many` has returned `Ok`.
+    async fn job_finish_many_then(
+        &self,
+        params: Vec<JobFinishParams>,
+        committed: OnCommitted,
+    ) -> Result<Vec<FinishResult>> {
+        let results = self.job_finish_many(params).await?;
+        committed();
+        Ok(results)
+    }
 
     /// Extends the leases of held running jobs. Reports per job whether the
     /// lease is still held and whether cancellation was requested.

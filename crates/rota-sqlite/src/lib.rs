@@ -88,9 +88,9 @@ use rota_driver::{
     JobCount, JobExpiredParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobPromoteParams, JobPruneParams, JobRetryParams, LeaderElectParams,
     LeaderReelectParams, LeaderTerm, MigrationStatus, NodeDrainParams, NodePruneParams, NodeRow,
-    NodeUpsertParams, ParkedClaim, ParkingLot, QueueCount, QueuePauseParams, QueueRow, Result,
-    ScheduleFireParams, ScheduleInsertParams, ScheduleRow, ScheduleUpdateParams, StoreInfo, Wakeup,
-    WebhookInsertParams, WebhookRow,
+    NodeUpsertParams, OnCommitted, ParkedClaim, ParkingLot, QueueCount, QueuePauseParams, QueueRow,
+    Result, ScheduleFireParams, ScheduleInsertParams, ScheduleRow, ScheduleUpdateParams, StoreInfo,
+    Wakeup, WebhookInsertParams, WebhookRow,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -243,6 +243,37 @@ impl SqliteDriver {
             syncs: self.inner.counters.syncs.load(Ordering::Relaxed),
             checkpoints: self.inner.counters.checkpoints.load(Ordering::Relaxed),
         }
+    }
+
+    /// Finishes runs on the writer; `committed` runs right after the
+    /// batch's commit, before its sync (every claim's answer waits for a
+    /// later sync, which covers this commit too).
+    async fn finish_many(
+        &self,
+        params: Vec<JobFinishParams>,
+        committed: Option<OnCommitted>,
+    ) -> Result<Vec<FinishResult>> {
+        if params.is_empty() {
+            if let Some(f) = committed {
+                f();
+            }
+            return Ok(Vec::new());
+        }
+        let plan = runs::FinishPlan::new(&params)?;
+        let atomic = plan.is_one_statement();
+        self.inner
+            .writer
+            .write_native(atomic, move |conn, fx| {
+                let (results, woken) = runs::finish_many_native(conn, plan, &params)?;
+                for q in &woken {
+                    fx.wake(q);
+                }
+                if let Some(f) = committed {
+                    fx.when_committed(f);
+                }
+                Ok(results)
+            })
+            .await
     }
 
     async fn read(&self) -> Result<PoolConnection<Sqlite>> {
@@ -432,21 +463,15 @@ impl Driver for SqliteDriver {
     }
 
     async fn job_finish_many(&self, params: Vec<JobFinishParams>) -> Result<Vec<FinishResult>> {
-        if params.is_empty() {
-            return Ok(Vec::new());
-        }
-        let plan = runs::FinishPlan::new(&params)?;
-        let atomic = plan.is_one_statement();
-        self.inner
-            .writer
-            .write_native(atomic, move |conn, fx| {
-                let (results, woken) = runs::finish_many_native(conn, plan, &params)?;
-                for q in &woken {
-                    fx.wake(q);
-                }
-                Ok(results)
-            })
-            .await
+        self.finish_many(params, None).await
+    }
+
+    async fn job_finish_many_then(
+        &self,
+        params: Vec<JobFinishParams>,
+        committed: OnCommitted,
+    ) -> Result<Vec<FinishResult>> {
+        self.finish_many(params, Some(committed)).await
     }
 
     async fn job_heartbeat_many(

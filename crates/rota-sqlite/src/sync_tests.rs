@@ -175,3 +175,72 @@ async fn after_a_failed_sync_the_writer_answers_errors_and_writes_nothing() {
     // The first row is there (visible, never acknowledged); no other.
     assert_eq!(stored(&opts).await, vec![1]);
 }
+
+/// A commit's callbacks run right after it, before its sync returns and
+/// its callers are answered; a rolled-back operation's never run.
+#[tokio::test]
+async fn commit_callbacks_run_before_the_sync_and_only_for_kept_ops() {
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Syncs wait until the gate opens.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let sync: crate::writer::SyncFn = {
+        let gate = gate.clone();
+        Box::new(move || {
+            let (open, cv) = &*gate;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = cv.wait(open).unwrap();
+            }
+            Ok(())
+        })
+    };
+    let (w, _, opts, _) =
+        writer_with_durability(&dir, crate::writer::Durability::SyncWith(sync)).await;
+
+    // Both operations queue behind a held writer, so they share a batch.
+    let release = hold(&w).await;
+    let (kept_tx, kept_rx) = tokio::sync::oneshot::channel::<()>();
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+    let op = |x: i64, fail: bool, tx: tokio::sync::oneshot::Sender<()>| {
+        let w = w.clone();
+        tokio::spawn(async move {
+            w.write_native(false, move |conn, fx| {
+                conn.execute("INSERT INTO t (x) VALUES (?1)", [x])
+                    .map_err(crate::error::map_native)?;
+                fx.when_committed(Box::new(move || {
+                    let _ = tx.send(());
+                }));
+                if fail {
+                    return Err(rota_driver::DriverError::Database("after its write".into()));
+                }
+                Ok(())
+            })
+            .await
+        })
+    };
+    let kept = op(1, false, kept_tx);
+    let failed = op(2, true, failed_tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release.send(()).unwrap();
+
+    tokio::time::timeout(Duration::from_secs(10), kept_rx)
+        .await
+        .expect("the kept operation's callback ran while its sync waited")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!kept.is_finished(), "answered before its sync");
+
+    let (open, cv) = &*gate;
+    *open.lock().unwrap() = true;
+    cv.notify_all();
+    kept.await.unwrap().unwrap();
+    failed.await.unwrap().unwrap_err();
+    assert!(
+        failed_rx.await.is_err(),
+        "a rolled-back operation's callback never runs"
+    );
+    assert_eq!(stored(&opts).await, vec![1]);
+}

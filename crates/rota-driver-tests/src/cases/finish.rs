@@ -350,6 +350,50 @@ pub async fn finish_many_reports_per_input(driver: Arc<dyn Driver>) {
     assert!(empty.is_empty());
 }
 
+/// `job_finish_many_then` writes what `job_finish_many` writes and runs
+/// its callback exactly once, by the time it returns; an empty batch runs
+/// it too (nothing left to commit).
+pub async fn finish_many_then_runs_its_callback_once(driver: Arc<dyn Driver>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let q = queue("then");
+    let t = token();
+    crate::fixtures::insert_all(&driver, (0..3).map(|_| job_in("t", &q)).collect()).await;
+    let mut jobs = claim(&driver, &q, 3, t, t0()).await;
+    jobs.sort_by_key(|j| j.id);
+    let params = vec![
+        finish_params(&jobs[0], t, JobState::Succeeded, at(1)),
+        finish_params(&jobs[1], t + 1, JobState::Succeeded, at(1)),
+        finish_params(&jobs[2], t, JobState::Failed, at(1)),
+    ];
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = |calls: &Arc<AtomicUsize>| -> rota_driver::OnCommitted {
+        let calls = calls.clone();
+        Box::new(move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let out = driver
+        .job_finish_many_then(params, counted(&calls))
+        .await
+        .unwrap_or_else(|e| panic!("job_finish_many_then failed: {e}"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the callback ran once");
+    let got: Vec<(i64, bool)> = out.iter().map(|r| (r.id, r.applied)).collect();
+    assert_eq!(
+        got,
+        vec![(jobs[0].id, true), (jobs[1].id, false), (jobs[2].id, true)]
+    );
+    assert_eq!(get(&driver, jobs[0].id).await.state, JobState::Succeeded);
+    assert_eq!(get(&driver, jobs[1].id).await.state, JobState::Running);
+    assert_eq!(get(&driver, jobs[2].id).await.state, JobState::Failed);
+    let empty = driver
+        .job_finish_many_then(Vec::new(), counted(&calls))
+        .await
+        .unwrap_or_else(|e| panic!("empty job_finish_many_then failed: {e}"));
+    assert!(empty.is_empty());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 /// Two finishes of one run in one batch (a failure, then a plain success):
 /// exactly one applies, the result says which, and the stored state is
 /// that one's, whichever a store runs first.

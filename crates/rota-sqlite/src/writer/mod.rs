@@ -52,7 +52,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rota_driver::{DriverError, ParkingLot, Result, Wakeup};
+use rota_driver::{DriverError, OnCommitted, ParkingLot, Result, Wakeup};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc};
@@ -69,9 +69,19 @@ pub(crate) type BoxFut<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// What an operation reports besides its result; applied only when the
 /// operation's savepoint is kept and its batch commits.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct OpEffects {
     wake: BTreeSet<String>,
+    committed: Vec<OnCommitted>,
+}
+
+impl std::fmt::Debug for OpEffects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpEffects")
+            .field("wake", &self.wake)
+            .field("committed", &self.committed.len())
+            .finish()
+    }
 }
 
 impl OpEffects {
@@ -80,6 +90,18 @@ impl OpEffects {
         if !self.wake.contains(queue) {
             self.wake.insert(queue.to_owned());
         }
+    }
+
+    /// Runs `f` right after the batch commits, before the commit is synced
+    /// and the callers answered (see [`rota_driver::Driver::job_finish_many_then`]).
+    pub(crate) fn when_committed(&mut self, f: OnCommitted) {
+        self.committed.push(f);
+    }
+
+    /// Takes over `other`'s effects (a kept operation's, into its batch's).
+    fn absorb(&mut self, mut other: OpEffects) {
+        self.wake.append(&mut other.wake);
+        self.committed.append(&mut other.committed);
     }
 }
 

@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rota_driver::{DriverError, ParkedRequest, ParkingLot, Wakeup};
+use rota_driver::{DriverError, OnCommitted, ParkedRequest, ParkingLot, Wakeup};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{broadcast, mpsc};
@@ -280,7 +280,7 @@ impl Writer {
         if let Err(e) = self.exec(on, "BEGIN IMMEDIATE") {
             return self.fail_all(on, ops, e);
         }
-        let mut wake = BTreeSet::new();
+        let mut done = OpEffects::default();
         // A batch of one needs no savepoint: its failure rolls back the
         // whole (otherwise empty) transaction. Two statements fewer on the
         // path of every lone enqueue.
@@ -317,7 +317,7 @@ impl Writer {
                 return self.fail_all(on, ops, e);
             }
             if ok {
-                wake.append(&mut fx.wake);
+                done.absorb(fx);
             }
         }
         let committed = {
@@ -336,14 +336,20 @@ impl Writer {
         for op in ops {
             self.ack(op);
         }
-        self.after_commit(wake);
+        self.after_commit(done);
     }
 
-    /// Runs the claims parked on the queues a commit made work for, then
-    /// wakes those queues. In this order a wake-up cannot make a parked
+    /// Runs the commit's callbacks (they free queue slots, which the
+    /// claims below may use), then the claims parked on the queues the
+    /// commit made work for, then wakes those queues. In this order a wake-up cannot make a parked
     /// producer withdraw its claim and claim by itself (a round trip more)
     /// before the writer ran it.
-    fn after_commit(&mut self, woken: BTreeSet<String>) {
+    fn after_commit(&mut self, done: OpEffects) {
+        let OpEffects {
+            wake: woken,
+            committed,
+        } = done;
+        run_committed(committed);
         self.claim_parked(&woken);
         for queue in &woken {
             // No receivers is fine: nobody is waiting.
@@ -438,7 +444,7 @@ impl Writer {
         if ok {
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters.ops.fetch_add(1, Ordering::Relaxed);
-            self.after_commit(fx.wake);
+            self.after_commit(fx);
         }
     }
 
@@ -450,7 +456,9 @@ impl Writer {
             self.ensure_no_transaction();
         }
         if ok {
-            for queue in fx.wake {
+            let OpEffects { wake, committed } = fx;
+            run_committed(committed);
+            for queue in wake {
                 let _ = self.wake.send(Wakeup { queue: Some(queue) });
             }
         }
@@ -521,5 +529,15 @@ impl Writer {
             let _ = self.wake.send(Wakeup { queue: None });
         }
         self.data_version = (Some(native), sqlx);
+    }
+}
+
+/// Runs the callbacks of a commit; the writer thread outlives a panicking
+/// one.
+fn run_committed(callbacks: Vec<OnCommitted>) {
+    for f in callbacks {
+        if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+            tracing::error!("a SQLite commit callback panicked");
+        }
     }
 }

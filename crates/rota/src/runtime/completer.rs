@@ -6,12 +6,12 @@
 //! for up to one lease period; after that the lease expires and the rescuer
 //! returns the jobs, so nothing is lost.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rota_core::JobState;
 use rota_driver::JobFinishParams;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::hooks::JobStatusEvent;
 use crate::runtime::engine::Engine;
@@ -31,8 +31,9 @@ pub(crate) struct Finish {
     /// The handler already finished the job in its own transaction; a
     /// rejected write is then expected, not a stale run.
     pub(crate) expect_stale: bool,
-    /// The queue slot, freed when the result is written.
-    pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The queue slot, freed when the result is committed (the store says
+    /// when; see `Driver::job_finish_many_then`).
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Runs until every sender is dropped and the channel is drained.
@@ -54,12 +55,24 @@ pub(crate) async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Fin
     }
 }
 
-async fn write(engine: &Engine, batch: Vec<Finish>) {
+async fn write(engine: &Engine, mut batch: Vec<Finish>) {
     let params: Vec<JobFinishParams> = batch.iter().map(|f| f.params.clone()).collect();
+    // The slots go free once a write commits, which a store may report
+    // before the write is durable and this call returns; a failed write
+    // leaves them here, held across the retries, and freed at the end.
+    let slots: Arc<Mutex<Vec<OwnedSemaphorePermit>>> = Arc::new(Mutex::new(
+        batch.iter_mut().filter_map(|f| f.permit.take()).collect(),
+    ));
     let mut delay = Duration::from_millis(50);
     let deadline = std::time::Instant::now() + engine.config.lease;
     let results = loop {
-        match engine.driver.job_finish_many(params.clone()).await {
+        let free = slots.clone();
+        let committed = Box::new(move || drop(take_slots(&free)));
+        match engine
+            .driver
+            .job_finish_many_then(params.clone(), committed)
+            .await
+        {
             Ok(r) => break Some(r),
             Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, jobs = params.len(), "finishing jobs failed; retrying");
@@ -118,4 +131,10 @@ async fn write(engine: &Engine, batch: Vec<Finish>) {
         executions.dedup();
         crate::executions::report_finished(engine, &executions).await;
     }
+}
+
+/// The slots still held in `slots` (none once a write committed).
+fn take_slots(slots: &Mutex<Vec<OwnedSemaphorePermit>>) -> Vec<OwnedSemaphorePermit> {
+    // A poisoned lock still holds plain permits.
+    std::mem::take(&mut *slots.lock().unwrap_or_else(PoisonError::into_inner))
 }

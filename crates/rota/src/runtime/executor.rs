@@ -29,8 +29,8 @@ pub(crate) enum Ended {
 
 /// Runs `job` and hands the result to the completer. The worker slot
 /// (`permit`) travels with the result and is freed only once the result is
-/// written, so a node never has more than `concurrency` jobs of a queue in
-/// flight — which bounds the duplicate runs a crash can cause.
+/// committed, so a node never has more than `concurrency` jobs of a queue
+/// in flight — which bounds the duplicate runs a crash can cause.
 pub(crate) async fn execute(
     engine: Arc<Engine>,
     job: Job,
@@ -76,7 +76,7 @@ pub(crate) async fn execute(
                     kind: job.kind.clone(),
                     execution_id: job.execution_id,
                     expect_stale: run.completed_in_tx(),
-                    _permit: permit,
+                    permit: Some(permit),
                 })
                 .is_err()
             {
