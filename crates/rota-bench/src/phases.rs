@@ -264,9 +264,13 @@ async fn single(
 async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, BenchError> {
     let ran = Arc::new(AtomicU64::new(0));
     let store = fresh.open().await?;
+    // Half the slots per claim: one batch is claimed while the other's
+    // results are written. A claim as large as the queue's concurrency
+    // waits for every result of the one before it.
+    let claim_batch = (opts.concurrency / 2).clamp(1, 1000);
     let client = Client::builder(store)
         .config(Config {
-            claim_batch: opts.concurrency.min(1000),
+            claim_batch,
             ..Config::default().queue(Q_BULK, opts.concurrency)
         })
         .worker(NoopWorker(None, ran.clone()))
@@ -314,6 +318,7 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
         latency: None,
         notes: vec![
             format!("concurrency {}", opts.concurrency),
+            format!("claim batch {claim_batch}"),
             format!(
                 "peak RSS {peak_rss:.0} MiB, {start_rss:.0} MiB at worker start (whole bench process)"
             ),

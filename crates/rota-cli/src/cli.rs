@@ -863,8 +863,9 @@ pub(crate) struct BenchArgs {
     /// Phases to run, comma-separated: bulk,single,process,latency.
     #[arg(long, default_value = "bulk,single,process,latency")]
     pub(crate) phases: String,
-    /// Worker concurrency for processing (also the claim batch size: with
-    /// no-op handlers it sets how many jobs one claim and one finish carry).
+    /// Worker concurrency for processing. Each claim takes up to half of it
+    /// (at most 1,000), so one batch is claimed while the other finishes;
+    /// with no-op handlers it sets how many jobs a claim and a finish carry.
     #[arg(long, default_value_t = 1000)]
     pub(crate) concurrency: u32,
     /// Finished jobs to load first, to measure against a long history.
