@@ -58,9 +58,9 @@ pub struct Config {
     /// Most jobs claimed per statement. At most half a queue's
     /// concurrency keeps two batches in flight, one claimed while the
     /// other's results are written; a claim as large as the concurrency
-    /// waits for every result of the one before (with no-op handlers on
-    /// 2 cores: 113k against 123k jobs/s on SQLite, 37k against 43k on
-    /// PostgreSQL; see docs/benchmarks.md, round 10).
+    /// waits for every result of the one before (no-op handlers, 2 cores,
+    /// concurrency 1,000: 42k jobs/s with batches of 500 against 37k with
+    /// 1,000 on PostgreSQL; see docs/benchmarks.md, round 10).
     pub claim_batch: u32,
     /// Default attempts for jobs enqueued without `max_attempts`.
     pub default_max_attempts: u32,
