@@ -264,9 +264,8 @@ async fn single(
 async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, BenchError> {
     let ran = Arc::new(AtomicU64::new(0));
     let store = fresh.open().await?;
-    // Half the slots per claim: one batch is claimed while the other's
-    // results are written. A claim as large as the queue's concurrency
-    // waits for every result of the one before it.
+    // The engine claims at most half the slots at once (one batch claimed
+    // while the other's results are written).
     let claim_batch = (opts.concurrency / 2).clamp(1, 1000);
     let client = Client::builder(store)
         .config(Config {

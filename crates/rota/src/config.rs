@@ -55,12 +55,9 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Fallback polling when no wake-up arrives.
     pub poll_interval: Duration,
-    /// Most jobs claimed per statement. At most half a queue's
-    /// concurrency keeps two batches in flight, one claimed while the
-    /// other's results are written; a claim as large as the concurrency
-    /// waits for every result of the one before (no-op handlers, 2 cores,
-    /// concurrency 1,000: 42k jobs/s with batches of 500 against 37k with
-    /// 1,000 on PostgreSQL; see docs/benchmarks.md, round 10).
+    /// Most jobs claimed per statement. A claim also takes at most half a
+    /// queue's concurrency, so that one batch is claimed while the last
+    /// one's results are written.
     pub claim_batch: u32,
     /// Default attempts for jobs enqueued without `max_attempts`.
     pub default_max_attempts: u32,
