@@ -1,6 +1,6 @@
 //! Executions: one run of an action for an owner, grouping jobs, with a
 //! status derived from them by the store (see
-//! [`ExecutionStatus`](rota_driver::ExecutionStatus) for the rule).
+//! [`ExecutionStatus`] for the rule).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
