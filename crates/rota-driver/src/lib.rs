@@ -99,15 +99,19 @@ pub trait Driver: Send + Sync + std::fmt::Debug + 'static {
     /// whether it applied; a stale token changes nothing.
     async fn job_finish_many(&self, params: Vec<JobFinishParams>) -> Result<Vec<FinishResult>>;
 
-    /// [`job_finish_many`](Self::job_finish_many), running `committed` as
-    /// soon as the writes are committed, which may be before they are
-    /// durable and before this call returns; never when they are not
-    /// committed (an error, a rollback). The engine frees the runs' queue
+    /// [`job_finish_many`](Self::job_finish_many), running `committed`
+    /// once the writes are committed, before this call returns and
+    /// possibly before they are durable. Never when they are not committed
+    /// (an error, a rollback); and it may not run even when they are (the
+    /// call failed after the commit, or was dropped), so a caller releases
+    /// anyway what the callback would. The engine frees the runs' queue
     /// slots there, so the next claim need not wait for the sync.
     ///
+    /// The callback must not block: SQLite runs it on its writer thread.
+    ///
     /// A store may run it before the commit is durable only if every claim
-    /// it answers afterwards is answered after these writes are durable
-    /// too (SQLite's writer syncs the WAL in commit order before any
+    /// it answers afterwards is answered once these writes are as durable
+    /// as the claim's own (SQLite syncs its WAL in commit order before any
     /// answer). Then a crash repeats at most a queue's concurrency in runs,
     /// as when slots wait for the answer. The default runs it once
     /// `job_finish_many` has returned `Ok`.

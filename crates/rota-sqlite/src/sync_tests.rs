@@ -197,11 +197,13 @@ async fn commit_callbacks_run_before_the_sync_and_only_for_kept_ops() {
             Ok(())
         })
     };
-    let (w, _, opts, _) =
+    let (w, counters, opts, _) =
         writer_with_durability(&dir, crate::writer::Durability::SyncWith(sync)).await;
 
-    // Both operations queue behind a held writer, so they share a batch.
+    // Both operations queue behind a held writer, so they share a batch
+    // (checked below: a savepoint is rolled back, not the transaction).
     let release = hold(&w).await;
+    let batches = counters.batches.load(Ordering::SeqCst);
     let (kept_tx, kept_rx) = tokio::sync::oneshot::channel::<()>();
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
     let op = |x: i64, fail: bool, tx: tokio::sync::oneshot::Sender<()>| {
@@ -243,4 +245,41 @@ async fn commit_callbacks_run_before_the_sync_and_only_for_kept_ops() {
         "a rolled-back operation's callback never runs"
     );
     assert_eq!(stored(&opts).await, vec![1]);
+    assert_eq!(
+        counters.batches.load(Ordering::SeqCst) - batches,
+        1,
+        "both operations ran in one batch"
+    );
+}
+
+/// Without the sync thread a commit answers at once; its callbacks have
+/// run by then, in autocommit and in a batch.
+#[tokio::test]
+async fn without_the_sync_thread_commit_callbacks_run_before_the_answer() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (w, counters, _, _) = writer_with(&dir, false).await;
+    assert!(!counters.sync_thread.load(Ordering::SeqCst));
+    for (x, atomic) in [(1, true), (2, false)] {
+        let ran = Arc::new(AtomicBool::new(false));
+        let seen = ran.clone();
+        w.write_native(atomic, move |conn, fx| {
+            conn.execute("INSERT INTO t (x) VALUES (?1)", [x])
+                .map_err(crate::error::map_native)?;
+            fx.when_committed(Box::new(move || {
+                // Slow, so that an answer sent first would be seen first.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                seen.store(true, Ordering::SeqCst);
+            }));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert!(
+            ran.load(Ordering::SeqCst),
+            "atomic {atomic}: ran before the answer"
+        );
+    }
 }

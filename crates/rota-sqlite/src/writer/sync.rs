@@ -64,6 +64,12 @@ struct Shared {
     /// recovery stops at the first bad frame, dropping every commit after
     /// it. From then on nothing is acknowledged as durable.
     failed: OnceLock<String>,
+    /// Held through each sync and the recording of its failure: the
+    /// writer's own syncs ([`Syncer::sync_here`]) and the thread's take
+    /// turns. Two at once on one file could split a writeback error
+    /// between them, Linux reporting it to one only, and the other would
+    /// answer as durable commits that come after the lost frames.
+    syncing: Mutex<()>,
 }
 
 impl Shared {
@@ -74,18 +80,22 @@ impl Shared {
 
     /// Syncs (unless a sync failed before), then answers `acks`.
     fn sync_then_answer(&self, acks: Vec<Ack>) {
-        if self.failed.get().is_none() {
-            match (self.sync)() {
-                Ok(()) => {
-                    self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot sync the SQLite WAL; no write is acknowledged from now on");
-                    let _ = self.failed.set(e.to_string());
+        let failure = {
+            // A sync that panicked leaves nothing half-done behind the lock.
+            let _turn = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.failed.get().is_none() {
+                match (self.sync)() {
+                    Ok(()) => {
+                        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot sync the SQLite WAL; no write is acknowledged from now on");
+                        let _ = self.failed.set(e.to_string());
+                    }
                 }
             }
-        }
-        let failure = self.failure();
+            self.failure()
+        };
         for ack in acks {
             ack(failure.as_ref());
         }
@@ -119,6 +129,7 @@ impl Syncer {
             sync,
             counters,
             failed: OnceLock::new(),
+            syncing: Mutex::new(()),
         });
         let thread = std::thread::Builder::new()
             .name("rota-sqlite-sync".to_owned())
@@ -333,6 +344,47 @@ mod tests {
         assert!(
             !syncer.failure().unwrap().is_transient(),
             "retrying cannot help"
+        );
+        assert_eq!(counters.syncs.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_writers_sync_waits_for_the_threads_and_sees_its_failure() {
+        let Held {
+            syncer,
+            counters,
+            started,
+            release,
+        } = held();
+        let syncer = Arc::new(syncer);
+        let (tx, answers) = mpsc::channel();
+        // The thread's sync begins and is held...
+        syncer.after_sync(vec![answer_to(&tx)]);
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        // ... while the writer syncs on its own, which would succeed.
+        let (here_tx, here) = mpsc::channel();
+        let writer = std::thread::spawn({
+            let syncer = syncer.clone();
+            move || syncer.sync_here(vec![answer_to(&here_tx)])
+        });
+        assert!(
+            started.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the writer's sync waits for its turn"
+        );
+        release.send(Err(io::Error::other("EIO"))).unwrap();
+        release.send(Ok(())).unwrap();
+        writer.join().unwrap();
+        assert!(
+            answers
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            here.recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .is_some(),
+            "commits after the lost frames are not acknowledged"
         );
         assert_eq!(counters.syncs.load(Ordering::SeqCst), 0);
     }

@@ -333,23 +333,20 @@ impl Writer {
         self.counters
             .ops
             .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        // Before the answers: without the sync thread an answer is sent at
+        // once, and a caller must find its callback already run.
+        run_committed(std::mem::take(&mut done.committed));
         for op in ops {
             self.ack(op);
         }
-        self.after_commit(done);
+        self.after_commit(done.wake);
     }
 
-    /// Runs the commit's callbacks (they free queue slots, which the
-    /// claims below may use), then the claims parked on the queues the
-    /// commit made work for, then wakes those queues. In this order a wake-up cannot make a parked
+    /// Runs the claims parked on the queues a commit made work for, then
+    /// wakes those queues. In this order a wake-up cannot make a parked
     /// producer withdraw its claim and claim by itself (a round trip more)
     /// before the writer ran it.
-    fn after_commit(&mut self, done: OpEffects) {
-        let OpEffects {
-            wake: woken,
-            committed,
-        } = done;
-        run_committed(committed);
+    fn after_commit(&mut self, woken: BTreeSet<String>) {
         self.claim_parked(&woken);
         for queue in &woken {
             // No receivers is fine: nobody is waiting.
@@ -433,6 +430,9 @@ impl Writer {
             let _commit = counters.commit();
             self.run_op(&mut op, &mut fx)
         };
+        if ok {
+            run_committed(std::mem::take(&mut fx.committed));
+        }
         // A failed statement rolled itself back; the op keeps its error.
         self.ack(op);
         // A failed op may still have committed its statement (an error
@@ -444,7 +444,7 @@ impl Writer {
         if ok {
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters.ops.fetch_add(1, Ordering::Relaxed);
-            self.after_commit(fx);
+            self.after_commit(fx.wake);
         }
     }
 
@@ -456,9 +456,8 @@ impl Writer {
             self.ensure_no_transaction();
         }
         if ok {
-            let OpEffects { wake, committed } = fx;
-            run_committed(committed);
-            for queue in wake {
+            run_committed(fx.committed);
+            for queue in fx.wake {
                 let _ = self.wake.send(Wakeup { queue: Some(queue) });
             }
         }

@@ -135,13 +135,13 @@ pub(crate) async fn run(
 }
 
 /// The most jobs one claim takes: the claim batch, and at most half the
-/// queue's slots, so that one batch is claimed while the last one's
+/// queue's slots (rounded up), so that one batch is claimed while the last one's
 /// results are written. A claim of every slot waits for every result of
 /// the one before it, and claims and finishes then take turns (no-op jobs
 /// on PostgreSQL, concurrency 1,000: 37k jobs/s with claims of 1,000,
 /// 42k with claims of 500; docs/benchmarks.md, round 10).
 fn claim_size(claim_batch: u32, concurrency: u32) -> usize {
-    claim_batch.min(concurrency / 2).max(1) as usize
+    claim_batch.min(concurrency.div_ceil(2)).max(1) as usize
 }
 
 /// The parameters of one claim of `want` jobs, timed by the engine's clock.
@@ -231,7 +231,8 @@ mod tests {
             (1000, 1000, 500),
             (1000, 2000, 1000),
             (100, 100, 50),
-            (100, 3, 1),
+            (100, 3, 2),
+            (100, 2, 1),
             (100, 1, 1),
             (1, 1000, 1),
         ] {
