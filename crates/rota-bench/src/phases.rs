@@ -264,14 +264,14 @@ async fn single(
 async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, BenchError> {
     let ran = Arc::new(AtomicU64::new(0));
     let store = fresh.open().await?;
-    // The engine claims at most half the slots at once (one batch claimed
-    // while the other's results are written).
-    let claim_batch = (opts.concurrency / 2).clamp(1, 1000);
+    let config = Config {
+        claim_batch: 1000,
+        ..Config::default().queue(Q_BULK, opts.concurrency)
+    };
+    // The engine claims at most half the slots at once.
+    let claim_size = config.claim_size(opts.concurrency);
     let client = Client::builder(store)
-        .config(Config {
-            claim_batch,
-            ..Config::default().queue(Q_BULK, opts.concurrency)
-        })
+        .config(config)
         .worker(NoopWorker(None, ran.clone()))
         .build()?;
     let waiting = count(&client, Q_BULK, Some(JobState::Available)).await?;
@@ -317,7 +317,7 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
         latency: None,
         notes: vec![
             format!("concurrency {}", opts.concurrency),
-            format!("claim batch {claim_batch}"),
+            format!("claim batch {claim_size}"),
             format!(
                 "peak RSS {peak_rss:.0} MiB, {start_rss:.0} MiB at worker start (whole bench process)"
             ),

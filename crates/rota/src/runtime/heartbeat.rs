@@ -2,7 +2,6 @@
 //! and delivers cancel requests made elsewhere (another process, the HTTP
 //! API) to their handlers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rota_core::clock;
@@ -11,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::CancelReason;
 use crate::runtime::engine::Engine;
-use crate::runtime::running::RunEntry;
 
 /// Beats every `heartbeat_interval` until `stop` fires.
 pub(crate) async fn run(engine: Arc<Engine>, stop: CancellationToken) {
@@ -46,9 +44,8 @@ pub(crate) async fn beat(engine: &Engine) -> crate::Result<()> {
     // Each result is about the run whose lease token was sent, not
     // whatever run of that job this process holds by now: a job finished
     // back to `available` may already run again here, under a new token.
-    let sent: HashMap<i64, &Arc<RunEntry>> = held.iter().map(|(id, e)| (*id, e)).collect();
     for r in results {
-        let Some(entry) = sent.get(&r.id) else {
+        let Some(entry) = held.get(&r.id) else {
             continue;
         };
         if !r.held {

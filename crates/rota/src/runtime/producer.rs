@@ -23,7 +23,7 @@ pub(crate) async fn run(
     completer: mpsc::UnboundedSender<Finish>,
 ) {
     let slots = Arc::new(Semaphore::new(queue.concurrency as usize));
-    let most = claim_size(engine.config.claim_batch, queue.concurrency);
+    let most = engine.config.claim_size(queue.concurrency) as usize;
     // The node's labels plus its own id, so `common` schedules can address
     // a job to exactly this node.
     let mut node_labels = engine.config.node_labels.clone();
@@ -134,16 +134,6 @@ pub(crate) async fn run(
     }
 }
 
-/// The most jobs one claim takes: the claim batch, and at most half the
-/// queue's slots (rounded up), so that one batch is claimed while the last one's
-/// results are written. A claim of every slot waits for every result of
-/// the one before it, and claims and finishes then take turns (no-op jobs
-/// on PostgreSQL, concurrency 1,000: 37k jobs/s with claims of 1,000,
-/// 42k with claims of 500; docs/benchmarks.md, round 10).
-fn claim_size(claim_batch: u32, concurrency: u32) -> usize {
-    claim_batch.min(concurrency.div_ceil(2)).max(1) as usize
-}
-
 /// The parameters of one claim of `want` jobs, timed by the engine's clock.
 fn claim_params(
     engine: &Engine,
@@ -216,31 +206,6 @@ async fn wait_for_work(
             },
             _ = &mut sleep => return,
             _ = stop.cancelled() => return,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::claim_size;
-
-    #[test]
-    fn a_claim_takes_at_most_half_the_slots_and_never_none() {
-        for (batch, concurrency, size) in [
-            (100, 1000, 100),
-            (1000, 1000, 500),
-            (1000, 2000, 1000),
-            (100, 100, 50),
-            (100, 3, 2),
-            (100, 2, 1),
-            (100, 1, 1),
-            (1, 1000, 1),
-        ] {
-            assert_eq!(
-                claim_size(batch, concurrency),
-                size,
-                "{batch}, {concurrency}"
-            );
         }
     }
 }

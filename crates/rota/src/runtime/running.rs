@@ -40,8 +40,8 @@ impl Running {
         self.lock().get(&id).cloned()
     }
 
-    pub(crate) fn snapshot(&self) -> Vec<(i64, Arc<RunEntry>)> {
-        self.lock().iter().map(|(id, e)| (*id, e.clone())).collect()
+    pub(crate) fn snapshot(&self) -> HashMap<i64, Arc<RunEntry>> {
+        self.lock().clone()
     }
 
     pub(crate) fn len(&self) -> usize {
