@@ -40,15 +40,24 @@ pub(crate) struct Finish {
 pub(crate) async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Finish>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Let executors that are about to finish add theirs: one yield costs
-        // microseconds and makes writes (and commits) fewer and larger.
-        if batch.len() < MAX_BATCH {
+        // Let executors that are about to finish add theirs, for as long as
+        // each yield brings more: a yield costs microseconds, and writes
+        // (and commits) become fewer and larger. A claim's jobs end over a
+        // millisecond or two; with a single yield a write often took part
+        // of them and the rest needed a write of their own (traced on
+        // PostgreSQL: 85 of 300 finishes carried fewer than 150 jobs, each
+        // with most of a full write's fixed cost).
+        while batch.len() < MAX_BATCH {
             tokio::task::yield_now().await;
+            let before = batch.len();
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(f) => batch.push(f),
                     Err(_) => break,
                 }
+            }
+            if batch.len() == before {
+                break;
             }
         }
         write(&engine, std::mem::take(&mut batch)).await;

@@ -48,6 +48,8 @@ pub(crate) async fn run(
     // then runs as usual; a later commit is never missed, since its
     // wake-up waits in `wake`.
     let mut park_next = false;
+    // Set while the last claim came back full: the queue has more.
+    let mut deep = false;
     loop {
         if stop.is_cancelled() {
             return;
@@ -67,6 +69,10 @@ pub(crate) async fn run(
             }
             continue;
         }
+        if deep && free < most.div_ceil(2) && gather(&slots, most, &stop).await {
+            return;
+        }
+        let free = slots.available_permits();
         let want = free.min(most);
         if !std::mem::take(&mut park_next) {
             let lease_token = rand::random::<i64>();
@@ -94,6 +100,7 @@ pub(crate) async fn run(
                 }
             };
             let got = jobs.len();
+            deep = got == want;
             dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token);
             if got == want {
                 continue;
@@ -132,6 +139,30 @@ pub(crate) async fn run(
             Err(e) => tracing::debug!(queue = %queue.name, error = %e, "parked claim failed"),
         }
     }
+}
+
+/// How long a producer with a deep queue waits for slots to gather before
+/// it claims a few. Finishes free slots a batch at a time, and a claim
+/// only takes up to `most`, so a release of more than that leaves a
+/// remainder; claimed at once, it became a claim of a few jobs with most
+/// of a full claim's fixed cost (traced on PostgreSQL: a fifth of the
+/// claims carried 19-65 jobs). Waiting for the next release joins the two.
+/// Bounded, because with long-running handlers the next release may be
+/// seconds away.
+const GATHER: Duration = Duration::from_millis(5);
+
+/// Waits until half a claim's worth of slots is free, or [`GATHER`];
+/// returns whether `stop` fired.
+async fn gather(slots: &Arc<Semaphore>, most: usize, stop: &CancellationToken) -> bool {
+    let half = u32::try_from(most.div_ceil(2)).unwrap_or(u32::MAX);
+    tokio::select! {
+        // Dropped at once: only this task takes slots, so they stay free
+        // for the claim that follows.
+        p = slots.acquire_many(half) => drop(p),
+        _ = tokio::time::sleep(GATHER) => {}
+        _ = stop.cancelled() => return true,
+    }
+    false
 }
 
 /// The parameters of one claim of `want` jobs, timed by the engine's clock.
@@ -207,5 +238,44 @@ async fn wait_for_work(
             _ = &mut sleep => return,
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Paused time: sleeps end when the runtime is otherwise idle, so the
+    // bound is exact and the tests take no real time.
+
+    #[tokio::test(start_paused = true)]
+    async fn gather_waits_no_longer_than_its_bound() {
+        let slots = Arc::new(Semaphore::new(0));
+        let t = tokio::time::Instant::now();
+        assert!(!gather(&slots, 500, &CancellationToken::new()).await);
+        assert_eq!(t.elapsed(), GATHER);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gather_ends_once_half_a_claim_is_free_and_leaves_the_slots_free() {
+        let slots = Arc::new(Semaphore::new(10));
+        let held = slots.clone().acquire_many_owned(10).await.unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(held);
+        });
+        let t = tokio::time::Instant::now();
+        assert!(!gather(&slots, 10, &CancellationToken::new()).await);
+        assert_eq!(t.elapsed(), Duration::from_millis(1));
+        assert_eq!(slots.available_permits(), 10);
+        release.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gather_reports_stop() {
+        let slots = Arc::new(Semaphore::new(0));
+        let stop = CancellationToken::new();
+        stop.cancel();
+        assert!(gather(&slots, 500, &stop).await);
     }
 }
