@@ -1,5 +1,8 @@
 -- The engine's own statements: full rows in claim order, the driver's UNNEST finish.
 -- Run by run.sh (docs/benchmarks.md, "Round 11").
+-- The claim and the finish are copies of claim_sql and finish_sql in
+-- crates/rota-postgres/src/jobs.rs as of round 11 (pgbench cannot call the
+-- driver), with literal arrays for its bound ones; change them together.
 \set tok random(1, 1000000000)
 SELECT c.* FROM rota_claim('q', '{}'::jsonb, NULL, 500, :tok, '2030-01-01'::timestamptz + (:tok || ' seconds')::interval, now(), 'n') c, set_config('synchronous_commit', 'off', true) s ORDER BY c.priority, c.run_at, c.id;
 SELECT string_agg(id::text, ',') AS ids, '{' || string_agg(id::text, ',') || '}' AS arr, '{' || string_agg(attempt::text, ',') || '}' AS att, '{' || string_agg(:tok::text, ',') || '}' AS toks, '{' || string_agg('succeeded', ',') || '}' AS st, '{' || string_agg('NULL', ',') || '}' AS nul, '{' || string_agg('"2026-12-07 00:00:00+00"', ',') || '}' AS fin FROM rota_jobs WHERE state = 'running' AND lease_expires_at = '2030-01-01'::timestamptz + (:tok || ' seconds')::interval \gset

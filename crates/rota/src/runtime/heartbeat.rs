@@ -2,11 +2,10 @@
 //! and delivers cancel requests made elsewhere (another process, the HTTP
 //! API) to their handlers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rota_core::clock;
-use std::collections::HashMap;
-
 use rota_driver::{HeartbeatResult, JobCheckinParams, JobHeartbeatParams};
 use tokio_util::sync::CancellationToken;
 

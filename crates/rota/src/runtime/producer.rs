@@ -69,11 +69,10 @@ pub(crate) async fn run(
             }
             continue;
         }
-        if deep && free < most.div_ceil(2) && gather(&slots, most, &stop).await {
+        if deep && gather(&slots, most, &stop).await {
             return;
         }
-        let free = slots.available_permits();
-        let want = free.min(most);
+        let want = slots.available_permits().min(most);
         if !std::mem::take(&mut park_next) {
             let lease_token = rand::random::<i64>();
             let params = claim_params(
@@ -102,7 +101,7 @@ pub(crate) async fn run(
             let got = jobs.len();
             deep = got == want;
             dispatch(&engine, &slots, &tracker, &completer, jobs, lease_token);
-            if got == want {
+            if deep {
                 continue;
             }
         }
@@ -151,10 +150,14 @@ pub(crate) async fn run(
 /// seconds away.
 const GATHER: Duration = Duration::from_millis(5);
 
-/// Waits until half a claim's worth of slots is free, or [`GATHER`];
-/// returns whether `stop` fired.
+/// Waits until half a claim's worth of slots is free (at once if it is),
+/// or [`GATHER`]; returns whether `stop` fired.
 async fn gather(slots: &Arc<Semaphore>, most: usize, stop: &CancellationToken) -> bool {
-    let half = u32::try_from(most.div_ceil(2)).unwrap_or(u32::MAX);
+    let half = most.div_ceil(2);
+    if slots.available_permits() >= half {
+        return false;
+    }
+    let half = u32::try_from(half).unwrap_or(u32::MAX);
     tokio::select! {
         // Dropped at once: only this task takes slots, so they stay free
         // for the claim that follows.
@@ -269,6 +272,14 @@ mod tests {
         assert_eq!(t.elapsed(), Duration::from_millis(1));
         assert_eq!(slots.available_permits(), 10);
         release.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gather_does_not_wait_when_half_a_claim_is_free() {
+        let slots = Arc::new(Semaphore::new(5));
+        let t = tokio::time::Instant::now();
+        assert!(!gather(&slots, 10, &CancellationToken::new()).await);
+        assert_eq!(t.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
