@@ -517,3 +517,72 @@ async fn a_subscribing_worker_opens_connections_readied_for_the_claim() {
 /// this one).
 const CLAIMS_PREPARED: &str = "SELECT count(*) FROM pg_prepared_statements
     WHERE statement LIKE '%rota_claim(%' AND statement NOT LIKE '%pg_prepared_statements%'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishes_and_heartbeats_probe_their_jobs_not_every_running_job() {
+    // With `state = 'running'` in their fence, finishes and heartbeats read
+    // every running job through the lease index (and, planned on
+    // statistics from before the claims, could rescan their input once per
+    // running job). Each must reach its jobs through the primary key only.
+    with_one_connection(|driver, _| async move {
+        let specs: Vec<_> = (0..3_000).map(|_| job("fence")).collect();
+        driver.job_insert_many(specs).await.unwrap();
+        // Statistics that promise no running job, as after a bulk load.
+        exec_sql(&driver, "ANALYZE {schema}.rota_jobs").await;
+        let mut runs = Vec::new();
+        for token in 1..=4 {
+            let got = driver
+                .job_claim(&claim_params("fence", 500, token))
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 500);
+            runs.push(got);
+        }
+        let before = index_entries_read(&driver, "rota_jobs_lease_idx").await;
+        let t = now();
+
+        let beats = driver
+            .job_heartbeat_many(&JobHeartbeatParams {
+                jobs: runs[0].iter().map(|j| (j.id, 1)).collect(),
+                lease_expires_at: t + Duration::from_secs(60),
+                now: t,
+            })
+            .await
+            .unwrap();
+        assert!(beats.iter().all(|b| b.held));
+
+        let finish = |j: &rota_core::Job, token: i64, state: JobState| JobFinishParams {
+            id: j.id,
+            lease_token: token,
+            lease_expired_before: None,
+            state,
+            attempt: j.attempt,
+            run_at: (state == JobState::Retrying).then(|| t + Duration::from_secs(60)),
+            finished_at: (state == JobState::Succeeded).then_some(t),
+            error: None,
+            output: None,
+            progress: None,
+            exit_code: None,
+        };
+        // Plain successes (their own statement), then retries (the general one).
+        let succeeded: Vec<_> = runs[1]
+            .iter()
+            .map(|j| finish(j, 2, JobState::Succeeded))
+            .collect();
+        let retried: Vec<_> = runs[2]
+            .iter()
+            .map(|j| finish(j, 3, JobState::Retrying))
+            .collect();
+        for batch in [succeeded, retried] {
+            let done = driver.job_finish_many(batch).await.unwrap();
+            assert_eq!(done.iter().filter(|r| r.applied).count(), 500);
+        }
+
+        assert_eq!(
+            index_entries_read(&driver, "rota_jobs_lease_idx").await,
+            before,
+            "a finish or heartbeat read running jobs through the lease index"
+        );
+    })
+    .await;
+}
