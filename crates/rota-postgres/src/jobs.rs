@@ -667,12 +667,29 @@ fn claim_query<'q>(
 
 // ---------------------------------------------------------------- finish --
 
-/// The CTEs both finish statements start with: the execution ids of the
-/// jobs in `$1`, the job rows locked before their executions (see
-/// [`lock_executions_cte`]), and the executions locked (`lk`).
-fn finish_locks_sql(t: &Tables) -> String {
+/// The `WHERE` test of finishes and heartbeats, on the job row `j`: the
+/// job is still `running` in the run the input row `i` names.
+///
+/// `state` is tested through `CASE` on purpose. A plain `state = 'running'`
+/// makes the partial index of leases (`rota_jobs_lease_idx`) a candidate,
+/// and the planner used it: every finish read every running job and hashed
+/// them; a leaner variant of the finish, planned after autovacuum's ANALYZE
+/// (whose statistics promised few running jobs), rescanned the input array
+/// once per running job and cost a quarter of PostgreSQL's processing
+/// throughput (docs/benchmarks.md, round 12). Without it the only cheap plan is a
+/// primary-key probe per input row, whatever the statistics say.
+const RUN_FENCE: &str = "j.id = i.id AND j.lease_token = i.lease_token
+              AND CASE j.state WHEN 'running' THEN true ELSE false END";
+
+fn finish_sql(t: &Tables) -> String {
     format!(
-        "ex AS (
+        "WITH input AS (
+            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[],
+                                 $5::integer[], $6::timestamptz[], $7::timestamptz[],
+                                 $8::jsonb[], $9::text[], $10::jsonb[], $11::integer[])
+                AS u(id, lease_token, expired_before, state, attempt, run_at, finished_at,
+                     error, output, progress, exit_code)
+        ), ex AS (
             SELECT execution_id FROM {jobs}
             WHERE id = ANY($1::bigint[]) AND execution_id IS NOT NULL
         ), jl AS (
@@ -683,78 +700,7 @@ fn finish_locks_sql(t: &Tables) -> String {
             WHERE id = ANY($1::bigint[]) AND EXISTS (SELECT 1 FROM ex)
             ORDER BY id
             FOR NO KEY UPDATE
-        ), lk AS ({lock})",
-        jobs = t.jobs,
-        lock = lock_executions_cte(
-            t,
-            "SELECT execution_id FROM ex",
-            "(SELECT count(*) FROM jl) >= 0"
-        ),
-    )
-}
-
-/// The `WHERE` test of finishes and heartbeats, on the job row `j`: the
-/// job is still `running` in the run the input row `i` names.
-///
-/// `state` is tested through `CASE` on purpose. A plain `state = 'running'`
-/// makes the partial index of leases (`rota_jobs_lease_idx`) a candidate,
-/// and the planner used it: every finish read every running job and hashed
-/// them, and a variant planned after autovacuum's ANALYZE (whose statistics
-/// promised few running jobs) rescanned the input array once per running
-/// job, which cost a quarter of PostgreSQL's processing throughput
-/// (docs/benchmarks.md, round 12). Without it the only cheap plan is a
-/// primary-key probe per input row, whatever the statistics say.
-const RUN_FENCE: &str = "j.id = i.id AND j.lease_token = i.lease_token
-              AND CASE j.state WHEN 'running' THEN true ELSE false END";
-
-/// The finish of jobs that all succeeded with nothing else to store (no
-/// output, progress or exit code; not a rescue): four arrays instead of
-/// eleven, and no per-row `COALESCE` of the columns it leaves alone.
-fn finish_succeeded_sql(t: &Tables) -> String {
-    format!(
-        "WITH input AS (
-            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::integer[], $4::timestamptz[])
-                AS u(id, lease_token, attempt, finished_at)
-        ), {locks}, upd AS (
-            UPDATE {jobs} j SET
-                state = 'succeeded',
-                attempt = i.attempt,
-                finished_at = i.finished_at,
-                lease_token = NULL,
-                lease_expires_at = NULL,
-                revision = j.revision + 1
-            FROM input i
-            WHERE {RUN_FENCE}
-              AND (SELECT count(*) FROM lk) >= 0
-            RETURNING j.id
-        )
-        SELECT id FROM upd",
-        jobs = t.jobs,
-        locks = finish_locks_sql(t),
-    )
-}
-
-/// Whether `p` fits [`finish_succeeded_sql`]: the general statement would
-/// change nothing in it but state, attempt and finish time.
-fn is_plain_success(p: &JobFinishParams) -> bool {
-    p.state == JobState::Succeeded
-        && p.lease_expired_before.is_none()
-        && p.run_at.is_none()
-        && p.error.is_none()
-        && p.output.is_none()
-        && p.progress.is_none()
-        && p.exit_code.is_none()
-}
-
-fn finish_sql(t: &Tables) -> String {
-    format!(
-        "WITH input AS (
-            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[],
-                                 $5::integer[], $6::timestamptz[], $7::timestamptz[],
-                                 $8::jsonb[], $9::text[], $10::jsonb[], $11::integer[])
-                AS u(id, lease_token, expired_before, state, attempt, run_at, finished_at,
-                     error, output, progress, exit_code)
-        ), {locks}, upd AS (
+        ), lk AS ({lock}), upd AS (
             UPDATE {jobs} j SET
                 state = i.state,
                 attempt = i.attempt,
@@ -779,7 +725,11 @@ fn finish_sql(t: &Tables) -> String {
         )
         SELECT id FROM upd WHERE (SELECT count(*) FROM notified) >= 0",
         jobs = t.jobs,
-        locks = finish_locks_sql(t),
+        lock = lock_executions_cte(
+            t,
+            "SELECT execution_id FROM ex",
+            "(SELECT count(*) FROM jl) >= 0"
+        ),
     )
 }
 
@@ -790,9 +740,6 @@ async fn finish_round(
     t: &Tables,
     params: &[&JobFinishParams],
 ) -> Result<HashSet<i64>> {
-    if params.iter().all(|p| is_plain_success(p)) {
-        return finish_succeeded_round(conn, t, params).await;
-    }
     let n = params.len();
     let mut id = Vec::with_capacity(n);
     let mut token = Vec::with_capacity(n);
@@ -831,27 +778,6 @@ async fn finish_round(
         .bind(progress)
         .bind(exit_code)
         .bind(&t.channel)
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-    Ok(ids.into_iter().collect())
-}
-
-/// [`finish_round`] for a round of plain successes ([`is_plain_success`]).
-async fn finish_succeeded_round(
-    conn: &mut PgConnection,
-    t: &Tables,
-    params: &[&JobFinishParams],
-) -> Result<HashSet<i64>> {
-    let id: Vec<i64> = params.iter().map(|p| p.id).collect();
-    let token: Vec<i64> = params.iter().map(|p| p.lease_token).collect();
-    let attempt: Vec<i32> = params.iter().map(|p| int(p.attempt)).collect();
-    let finished_at: Vec<Option<PgTs>> = params.iter().map(|p| ts_opt(p.finished_at)).collect();
-    let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(finish_succeeded_sql(t)))
-        .bind(id)
-        .bind(token)
-        .bind(attempt)
-        .bind(finished_at)
         .fetch_all(&mut *conn)
         .await
         .db()?;

@@ -564,7 +564,7 @@ async fn finishes_and_heartbeats_probe_their_jobs_not_every_running_job() {
             progress: None,
             exit_code: None,
         };
-        // Plain successes (their own statement), then retries (the general one).
+        // Each kind of finish: to a final state and back to waiting.
         let succeeded: Vec<_> = runs[1]
             .iter()
             .map(|j| finish(j, 2, JobState::Succeeded))

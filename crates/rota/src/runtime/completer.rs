@@ -39,29 +39,39 @@ pub(crate) struct Finish {
 /// Runs until every sender is dropped and the channel is drained.
 pub(crate) async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Finish>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Let executors that are about to finish add theirs, for as long as
-        // each yield brings more: a yield costs microseconds, and writes
-        // (and commits) become fewer and larger. A claim's jobs end over a
-        // millisecond or two; with a single yield a write often took part
-        // of them and the rest needed a write of their own (traced on
-        // PostgreSQL: 85 of 300 finishes carried fewer than 150 jobs, each
-        // with most of a full write's fixed cost).
-        while batch.len() < MAX_BATCH {
-            tokio::task::yield_now().await;
-            let before = batch.len();
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(f) => batch.push(f),
-                    Err(_) => break,
-                }
-            }
-            if batch.len() == before {
-                break;
-            }
-        }
+    while collect(&mut rx, &mut batch, MAX_BATCH).await {
         write(&engine, std::mem::take(&mut batch)).await;
     }
+}
+
+/// Waits for the next items, then keeps taking more (up to `max` in all)
+/// for as long as each yield brings some. `false` once every sender is
+/// dropped and the channel is drained.
+///
+/// Executors about to finish get to add theirs: a yield costs
+/// microseconds, and writes (and commits) become fewer and larger. A
+/// claim's jobs end over a millisecond or two; with a single yield a write
+/// often took part of them and the rest needed a write of their own
+/// (traced on PostgreSQL: 85 of 300 finishes carried fewer than 150 jobs,
+/// each with most of a full write's fixed cost).
+async fn collect<T>(rx: &mut mpsc::UnboundedReceiver<T>, batch: &mut Vec<T>, max: usize) -> bool {
+    if rx.recv_many(batch, max).await == 0 {
+        return false;
+    }
+    while batch.len() < max {
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == before {
+            break;
+        }
+    }
+    true
 }
 
 async fn write(engine: &Engine, mut batch: Vec<Finish>) {
@@ -146,4 +156,69 @@ async fn write(engine: &Engine, mut batch: Vec<Finish>) {
 fn take_slots(slots: &Mutex<Vec<OwnedSemaphorePermit>>) -> Vec<OwnedSemaphorePermit> {
     // A poisoned lock still holds plain permits.
     std::mem::take(&mut *slots.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task that sends `n` items, yielding after each.
+    fn trickle(tx: mpsc::UnboundedSender<u32>, n: u32) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            for i in 0..n {
+                let _ = tx.send(i);
+                tokio::task::yield_now().await;
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn collects_for_as_long_as_each_yield_brings_more() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sender = trickle(tx, 6);
+        let mut batch = Vec::new();
+        assert!(collect(&mut rx, &mut batch, 100).await);
+        // One yield would have taken two of them.
+        assert_eq!(batch, vec![0, 1, 2, 3, 4, 5]);
+        sender.await.unwrap();
+        assert!(!collect(&mut rx, &mut batch, 100).await);
+    }
+
+    #[tokio::test]
+    async fn stops_at_the_first_yield_that_brings_nothing() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let later = tx.clone();
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let sender = tokio::spawn(async move {
+            let _ = wait.await;
+            let _ = later.send(3);
+        });
+        let mut batch = Vec::new();
+        assert!(collect(&mut rx, &mut batch, 100).await);
+        assert_eq!(batch, vec![1, 2]);
+        go.send(()).unwrap();
+        sender.await.unwrap();
+        drop(tx);
+        batch.clear();
+        assert!(collect(&mut rx, &mut batch, 100).await);
+        assert_eq!(batch, vec![3]);
+    }
+
+    #[tokio::test]
+    async fn takes_at_most_max() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for i in 0..7 {
+            tx.send(i).unwrap();
+        }
+        let sender = trickle(tx, 3);
+        let mut batch = Vec::new();
+        assert!(collect(&mut rx, &mut batch, 4).await);
+        assert_eq!(batch, vec![0, 1, 2, 3]);
+        batch.clear();
+        assert!(collect(&mut rx, &mut batch, 4).await);
+        assert_eq!(batch.len(), 4);
+        sender.await.unwrap();
+    }
 }
