@@ -1,7 +1,7 @@
 -- The engine's own statements: full rows in claim order, the driver's UNNEST finish.
 -- Run by run.sh (docs/benchmarks.md, "Round 11").
 -- The claim and the finish are copies of claim_sql and finish_sql in
--- crates/rota-postgres/src/jobs.rs as of round 11 (pgbench cannot call the
+-- crates/rota-postgres/src/jobs.rs as of round 12 (pgbench cannot call the
 -- driver), with literal arrays for its bound ones; change them together.
 \set tok random(1, 1000000000)
 SELECT c.* FROM rota_claim('q', '{}'::jsonb, NULL, 500, :tok, '2030-01-01'::timestamptz + (:tok || ' seconds')::interval, now(), 'n') c, set_config('synchronous_commit', 'off', true) s ORDER BY c.priority, c.run_at, c.id;
@@ -35,7 +35,8 @@ WITH input AS (
                 lease_expires_at = NULL,
                 revision = j.revision + 1
             FROM input i
-            WHERE j.id = i.id AND j.state = 'running' AND j.lease_token = i.lease_token
+            WHERE j.id = i.id AND j.lease_token = i.lease_token
+              AND CASE j.state WHEN 'running' THEN true ELSE false END
               AND (i.expired_before IS NULL OR j.lease_expires_at < i.expired_before)
               AND (SELECT count(*) FROM lk) >= 0
             RETURNING j.id, j.state, j.queue
