@@ -676,8 +676,8 @@ fn claim_query<'q>(
 /// them; a leaner variant of the finish, planned after autovacuum's ANALYZE
 /// (whose statistics promised few running jobs), rescanned the input array
 /// once per running job and cost a quarter of PostgreSQL's processing
-/// throughput (docs/benchmarks.md, round 12). Without it the only cheap plan is a
-/// primary-key probe per input row, whatever the statistics say.
+/// throughput (docs/benchmarks.md, round 12). Without it the only cheap
+/// plan is a primary-key probe per input row, whatever the statistics say.
 const RUN_FENCE: &str = "j.id = i.id AND j.lease_token = i.lease_token
               AND CASE j.state WHEN 'running' THEN true ELSE false END";
 
