@@ -22,7 +22,7 @@ mod phases;
 mod report;
 
 pub use machine::Machine;
-pub use report::{BenchReport, Latency, Phase, render_table};
+pub use report::{BenchReport, Latency, Phase, Rss, render_table};
 
 use std::time::Duration;
 

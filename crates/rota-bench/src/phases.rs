@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::Baseline;
 use crate::fresh::FreshStore;
 use crate::machine::{Machine, rss_mib};
-use crate::report::{BenchReport, Latency, Phase};
+use crate::report::{BenchReport, Latency, Phase, Rss};
 use crate::{BenchError, BenchOptions, PhaseKind};
 
 const Q_BULK: &str = "bench_process";
@@ -162,6 +162,7 @@ async fn bulk(opts: &BenchOptions, client: &Client) -> Result<Phase, BenchError>
         notes: vec![format!(
             "enqueue_all (chunks of {BULK_CHUNK}, {BULK_IN_FLIGHT} written at once while the next is built); rows counted after"
         )],
+        ..Phase::default()
     })
 }
 
@@ -226,8 +227,8 @@ async fn single(
     let base_rate = rate(n, base_secs);
     let seq_rate = rate(n, seq_secs);
     let ratio = match (seq_rate, base_rate) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.0}% of the raw loop", a / b * 100.0),
-        _ => String::new(),
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
     };
     Ok(vec![
         Phase {
@@ -238,9 +239,13 @@ async fn single(
             latency: None,
             notes: vec![
                 "sequential, each acknowledged after its commit".into(),
-                ratio,
+                ratio.map_or_else(String::new, |r| {
+                    format!("{:.0}% of the raw loop", r * 100.0)
+                }),
                 format!("in {SINGLE_ROUNDS} rounds taking turns with the raw loop"),
             ],
+            ratio_to_baseline: ratio,
+            ..Phase::default()
         },
         Phase {
             name: "single_enqueue_concurrent".into(),
@@ -249,6 +254,8 @@ async fn single(
             jobs_per_sec: rate(per * callers, conc_secs),
             latency: None,
             notes: vec![format!("{callers} concurrent callers (group commit)")],
+            concurrency: Some(opts.callers),
+            ..Phase::default()
         },
         Phase {
             name: "raw_insert_baseline".into(),
@@ -257,6 +264,7 @@ async fn single(
             jobs_per_sec: base_rate,
             latency: None,
             notes: vec![base.note().into()],
+            ..Phase::default()
         },
     ])
 }
@@ -322,6 +330,13 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
                 "peak RSS {peak_rss:.0} MiB, {start_rss:.0} MiB at worker start (whole bench process)"
             ),
         ],
+        concurrency: Some(opts.concurrency),
+        claim_batch: Some(claim_size),
+        rss: Some(Rss {
+            start_mib: start_rss,
+            peak_mib: peak_rss,
+        }),
+        ..Phase::default()
     })
 }
 
@@ -389,6 +404,8 @@ async fn latency(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
                 end_to_end.p50_ms, end_to_end.p99_ms
             ),
         ],
+        end_to_end: Some(end_to_end),
+        ..Phase::default()
     })
 }
 
@@ -434,5 +451,6 @@ async fn history(
         notes: vec![
             "finished jobs put in the table before the measured phases (not a target)".into(),
         ],
+        ..Phase::default()
     })
 }

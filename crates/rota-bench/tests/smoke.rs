@@ -44,6 +44,36 @@ async fn sqlite_run_reports_every_phase_and_removes_its_file() {
     assert_eq!(report.machine.store, "sqlite");
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["phases"][0]["jobs_per_sec"].as_f64().unwrap() > 0.0);
+    // What scripts read has fields of its own, in the phases it belongs to.
+    let phase = |name: &str| {
+        json["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let ratio = phase("single_enqueue")["ratio_to_baseline"]
+        .as_f64()
+        .unwrap();
+    assert!(ratio > 0.0, "{ratio}");
+    assert_eq!(phase("single_enqueue_concurrent")["concurrency"], 16);
+    let process = phase("process");
+    assert_eq!(process["concurrency"], 50);
+    assert_eq!(process["claim_batch"], 25, "half the slots");
+    assert!(
+        process["rss"]["peak_mib"].as_f64().unwrap()
+            >= process["rss"]["start_mib"].as_f64().unwrap()
+    );
+    let latency = phase("latency");
+    assert_eq!(latency["end_to_end"]["samples"], 20);
+    assert!(
+        latency["end_to_end"]["p50_ms"].as_f64().unwrap()
+            >= latency["latency"]["p50_ms"].as_f64().unwrap(),
+        "the end-to-end span contains the commit -> start span"
+    );
+    assert!(phase("bulk_enqueue").get("concurrency").is_none());
     assert!(render_table(&report).contains("bulk_enqueue"));
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
