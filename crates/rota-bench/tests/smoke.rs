@@ -96,4 +96,9 @@ async fn postgres_run_uses_a_fresh_schema() {
     let report = run(&opts).await.unwrap();
     assert_eq!(names(&report), ["process", "latency"]);
     assert_eq!(report.machine.store, "postgres");
+    let process = &report.phases[0];
+    assert_eq!(process.concurrency, Some(50));
+    assert!(process.rss.is_some_and(|r| r.peak_mib >= r.start_mib));
+    let end_to_end = report.phases[1].end_to_end.as_ref().unwrap();
+    assert_eq!(end_to_end.samples, 20);
 }
