@@ -43,6 +43,11 @@ async fn bench_reports_every_phase_as_json_and_cleans_up() {
     );
     assert!(v["phases"][0]["jobs_per_sec"].as_f64().unwrap() > 0.0);
     assert!(v["phases"][5]["latency"]["p99_ms"].as_f64().is_some());
+    // What scripts read has fields of its own (docs/benchmarks.md).
+    assert!(v["phases"][1]["ratio_to_baseline"].as_f64().is_some());
+    assert_eq!(v["phases"][4]["concurrency"], 1000);
+    assert!(v["phases"][4]["rss"]["peak_mib"].as_f64().is_some());
+    assert!(v["phases"][5]["end_to_end"]["p99_ms"].as_f64().is_some());
     assert_eq!(v["machine"]["store"], "sqlite");
     assert!(
         v["machine"]["fsync_p50_ms"]
