@@ -75,7 +75,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
 
-use crate::error::SqlxResultExt;
+use crate::error::{SqlxResultExt, map_sqlx};
 pub use crate::listener::LISTENER_APPLICATION_NAME;
 pub use crate::migrate::{MIGRATIONS, Migration};
 pub use crate::notifier::NOTIFIER_APPLICATION_NAME;
@@ -134,7 +134,7 @@ impl PgDriver {
         // New connections are readied for claims only once the schema is
         // migrated (see `jobs::warm`).
         let ready = Arc::new(AtomicBool::new(!options.migrate));
-        let pool = PgPoolOptions::new()
+        let pool = match PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             // sqlx pings every idle connection before handing it out: one
@@ -157,7 +157,14 @@ impl PgDriver {
             })
             .connect_with(connect_options.clone())
             .await
-            .db()?;
+            .map_err(map_sqlx)
+        {
+            Ok(pool) => pool,
+            Err(DriverError::PoolTimedOut) => {
+                return Err(why_unconnected(&connect_options, options.acquire_timeout).await);
+            }
+            Err(e) => return Err(e),
+        };
         let (wakeups, _) = broadcast::channel(WAKEUP_CAPACITY);
         let notifier = notifier::Notifier::new(
             connect_options.clone(),
@@ -200,6 +207,38 @@ impl PgDriver {
 
     fn t(&self) -> &Tables {
         &self.inner.tables
+    }
+}
+
+/// Why the pool's first connection failed. The pool retries a failing
+/// connect until its acquire timeout and then reports only that it timed
+/// out, which told an operator "pool exhausted" for a refused connection,
+/// an unknown host, a wrong password or a missing database. One direct
+/// attempt gets the server's (or the network's) own answer.
+async fn why_unconnected(options: &PgConnectOptions, within: std::time::Duration) -> DriverError {
+    let target = format!("{}:{}", options.get_host(), options.get_port());
+    use sqlx::Connection as _;
+    match tokio::time::timeout(within, PgConnection::connect_with(options)).await {
+        Err(_) => DriverError::Unavailable(format!(
+            "cannot connect to PostgreSQL at {target}: no answer within {within:?}"
+        )),
+        Ok(Err(e)) => match map_sqlx(e) {
+            DriverError::Unavailable(m) => {
+                DriverError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {m}"))
+            }
+            DriverError::Database(m) => DriverError::Database(format!(
+                "PostgreSQL at {target} refused the connection: {m}"
+            )),
+            other => other,
+        },
+        // It works now: the server came up meanwhile, or every attempt of
+        // the pool's lost a race; the caller may try again.
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            DriverError::Unavailable(format!(
+                "PostgreSQL at {target} did not accept a connection within {within:?}"
+            ))
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub(crate) async fn run(args: &BenchArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     output::note("benchmarking on a fresh store next to --database (removed afterwards)...");
     let report = rota_bench::run(&opts).await.map_err(|e| match e {
         rota_bench::BenchError::Invalid { .. } => anyhow::Error::from(Fail::usage(e.to_string())),
+        // The engine's own error, so its exit code applies (an unreachable
+        // store exits 5).
+        rota_bench::BenchError::Rota(e) => anyhow::Error::from(e),
         other => anyhow::Error::from(other),
     })?;
     match ctx.format {

@@ -93,3 +93,26 @@ async fn bench_reports_every_phase_as_json_and_cleans_up() {
         .await;
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// A PostgreSQL server that cannot be reached: exit 5 (store unreachable),
+/// and the message says why rather than "pool exhausted".
+#[tokio::test]
+async fn bench_on_an_unreachable_server_exits_5_and_says_why() {
+    let sb = Sandbox::new();
+    let out = sb
+        .run(&[
+            "bench",
+            "--database",
+            "postgres://postgres:postgres@127.0.0.1:1/postgres",
+            "--jobs",
+            "10",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(5), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot connect to PostgreSQL at 127.0.0.1:1"),
+        "{}",
+        out.stderr
+    );
+}

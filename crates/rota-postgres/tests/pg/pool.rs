@@ -1,4 +1,5 @@
-//! Pool exhaustion fails fast with PoolTimedOut.
+//! Pool exhaustion fails fast with PoolTimedOut; a server that cannot be
+//! reached says why.
 
 use std::time::{Duration, Instant};
 
@@ -46,4 +47,13 @@ async fn unreachable_server_is_unavailable() {
     .await
     .unwrap_err();
     assert!(err.is_transient(), "got {err:?}");
+    // The network's own answer, not the pool's "timed out (pool
+    // exhausted)" that a refused first connection used to give.
+    match &err {
+        DriverError::Unavailable(m) => assert!(
+            m.starts_with("cannot connect to PostgreSQL at 127.0.0.1:1: "),
+            "got {m:?}"
+        ),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
 }
