@@ -14,6 +14,9 @@ pub(crate) enum FreshStore {
     Sqlite {
         url: String,
         path: PathBuf,
+        /// Directories missing before the run (the store creates them),
+        /// deepest first: removed afterwards if left empty.
+        created: Vec<PathBuf>,
     },
     Postgres {
         server: String,
@@ -42,9 +45,15 @@ impl FreshStore {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."));
             let path = dir.join(format!("rota-bench-{tag}.db"));
+            let created = dir
+                .ancestors()
+                .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+                .map(PathBuf::from)
+                .collect();
             Ok(FreshStore::Sqlite {
                 url: format!("sqlite://{}", path.display()),
                 path,
+                created,
             })
         } else {
             Err(BenchError::Invalid {
@@ -95,7 +104,7 @@ impl FreshStore {
     /// Deletes the file(s) or drops the schema; best effort.
     pub(crate) async fn remove(&self) {
         match self {
-            FreshStore::Sqlite { path, .. } => {
+            FreshStore::Sqlite { path, created, .. } => {
                 for suffix in [
                     "",
                     "-wal",
@@ -105,6 +114,10 @@ impl FreshStore {
                     ".baseline-shm",
                 ] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                // Only empty ones go: anything else put there stays.
+                for dir in created {
+                    let _ = std::fs::remove_dir(dir);
                 }
             }
             FreshStore::Postgres { server, schema, .. } => {

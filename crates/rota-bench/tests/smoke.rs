@@ -102,3 +102,20 @@ async fn postgres_run_uses_a_fresh_schema() {
     let end_to_end = report.phases[1].end_to_end.as_ref().unwrap();
     assert_eq!(end_to_end.samples, 20);
 }
+
+/// Directories the run had to create for its file go too (when empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_run_removes_the_directories_it_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = small(format!(
+        "sqlite://{}/made/for/bench.db",
+        dir.path().display()
+    ));
+    opts.phases = vec![PhaseKind::Bulk];
+    run(&opts).await.unwrap();
+    assert!(
+        !dir.path().join("made").exists(),
+        "created directories removed"
+    );
+    assert!(dir.path().exists(), "the existing one stays");
+}
