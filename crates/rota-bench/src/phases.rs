@@ -332,7 +332,8 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
         ],
         concurrency: Some(opts.concurrency),
         claim_batch: Some(claim_size),
-        rss: Some(Rss {
+        // Absent where the OS does not tell (`rss_mib` reads /proc).
+        rss: rss_mib().is_some().then_some(Rss {
             start_mib: start_rss,
             peak_mib: peak_rss,
         }),

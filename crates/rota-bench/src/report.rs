@@ -243,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_pick_the_nearest_rank() {
+    fn percentiles_take_the_rounded_linear_rank() {
         let l = Latency::from_samples((1..=100).rev().map(f64::from).collect());
         assert_eq!(l.samples, 100);
         assert_eq!(

@@ -20,8 +20,11 @@ pub(crate) fn map_sqlx(err: sqlx::Error) -> DriverError {
                     Some(c) => format!("{msg} ({c})"),
                     None => msg,
                 }),
-                // admin_shutdown, crash_shutdown, cannot_connect_now
-                "57P01" | "57P02" | "57P03" => DriverError::Unavailable(format!("{code}: {msg}")),
+                // admin_shutdown, crash_shutdown, cannot_connect_now,
+                // too_many_connections (the server or role at its limit)
+                "57P01" | "57P02" | "57P03" | "53300" => {
+                    DriverError::Unavailable(format!("{code}: {msg}"))
+                }
                 c if c.starts_with("08") => DriverError::Unavailable(format!("{code}: {msg}")),
                 _ => DriverError::Database(format!("{code}: {msg}")),
             }

@@ -117,8 +117,10 @@ impl PgDriver {
     /// the schema and applying migrations when `options.migrate` is set.
     ///
     /// Fails with [`DriverError::Unavailable`] when the server cannot be
-    /// reached, and with [`DriverError::Database`] for a malformed URL or an
-    /// invalid schema name.
+    /// reached or is at its connection limit (the message says which), and
+    /// with [`DriverError::Database`] for a malformed URL, an invalid schema
+    /// name, or a connection the server refused (wrong password, unknown
+    /// database).
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgDriver> {
         let connect_options = PgConnectOptions::from_str(url)
             .map_err(|e| DriverError::Database(format!("invalid PostgreSQL URL: {e}")))?;
@@ -210,17 +212,27 @@ impl PgDriver {
     }
 }
 
-/// Why the pool's first connection failed. The pool retries a failing
-/// connect until its acquire timeout and then reports only that it timed
-/// out, which told an operator "pool exhausted" for a refused connection,
-/// an unknown host, a wrong password or a missing database. One direct
-/// attempt gets the server's (or the network's) own answer.
-async fn why_unconnected(options: &PgConnectOptions, within: std::time::Duration) -> DriverError {
-    let target = format!("{}:{}", options.get_host(), options.get_port());
+/// Longest the direct attempt of [`why_unconnected`] waits for an answer.
+const DIAGNOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why the pool's first connection failed with `PoolTimedOut`. The pool
+/// gives up on most connect errors at once, with the error itself (a wrong
+/// password, a missing database, an unknown host), but retries the ones it
+/// deems temporary until its acquire timeout and then reports only that it
+/// timed out: an operator read "pool exhausted" for a refused connection,
+/// a server at its connection limit, or one that never answered. One
+/// direct attempt, of at most [`DIAGNOSE_TIMEOUT`], gets the server's (or
+/// the network's) own answer.
+async fn why_unconnected(options: &PgConnectOptions, waited: std::time::Duration) -> DriverError {
     use sqlx::Connection as _;
+    let target = match options.get_socket() {
+        Some(dir) => format!("{} (port {})", dir.display(), options.get_port()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let within = waited.min(DIAGNOSE_TIMEOUT);
     match tokio::time::timeout(within, PgConnection::connect_with(options)).await {
         Err(_) => DriverError::Unavailable(format!(
-            "cannot connect to PostgreSQL at {target}: no answer within {within:?}"
+            "cannot connect to PostgreSQL at {target}: no answer within {waited:?}"
         )),
         Ok(Err(e)) => match map_sqlx(e) {
             DriverError::Unavailable(m) => {
@@ -231,12 +243,14 @@ async fn why_unconnected(options: &PgConnectOptions, within: std::time::Duration
             )),
             other => other,
         },
-        // It works now: the server came up meanwhile, or every attempt of
-        // the pool's lost a race; the caller may try again.
+        // A plain connection works: the server came up meanwhile, or the
+        // pool's own setup of each new connection (readying it for claims)
+        // kept failing.
         Ok(Ok(conn)) => {
             let _ = conn.close().await;
             DriverError::Unavailable(format!(
-                "PostgreSQL at {target} did not accept a connection within {within:?}"
+                "PostgreSQL at {target} accepts connections, but the pool could not open a \
+                 usable one within {waited:?}"
             ))
         }
     }

@@ -19,7 +19,9 @@ pub struct PgOptions {
     /// Largest number of pooled connections.
     pub max_connections: u32,
     /// How long a call waits for a free pooled connection before failing
-    /// with [`DriverError::PoolTimedOut`].
+    /// with [`DriverError::PoolTimedOut`]. Connecting waits as long for the
+    /// first connection, then up to two seconds more to find out why it
+    /// failed.
     pub acquire_timeout: Duration,
     /// Apply pending migrations while connecting.
     pub migrate: bool,

@@ -57,3 +57,43 @@ async fn unreachable_server_is_unavailable() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }
+
+/// A server at its connection limit is a temporary state: `Unavailable`
+/// (retryable, "unreachable" to the CLI), with the server's own words.
+#[tokio::test]
+async fn a_server_at_its_connection_limit_is_unavailable_and_says_so() {
+    let Some(url) = crate::common::url() else {
+        return;
+    };
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let role = format!("rota_pgt_full_{:08x}", rand::random::<u32>());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'x' CONNECTION LIMIT 0"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let mut options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    options = options.username(&role).password("x");
+    let result = rota_postgres::PgDriver::connect_with(
+        options,
+        PgOptions {
+            acquire_timeout: Duration::from_millis(500),
+            migrate: false,
+            ..PgOptions::default()
+        },
+    )
+    .await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    match result {
+        Err(DriverError::Unavailable(m)) => assert!(m.contains("53300"), "got {m:?}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
