@@ -71,12 +71,18 @@ async fn a_server_at_its_connection_limit_is_unavailable_and_says_so() {
         .await
         .unwrap();
     let role = format!("rota_pgt_full_{:08x}", rand::random::<u32>());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE ROLE {role} LOGIN PASSWORD 'x' CONNECTION LIMIT 0"
     )))
     .execute(&admin)
-    .await
-    .unwrap();
+    .await;
+    if let Err(sqlx::Error::Database(e)) = &created
+        && e.code().as_deref() == Some("42501")
+    {
+        eprintln!("*** SKIPPED: the test user may not create roles ***");
+        return;
+    }
+    created.unwrap();
     let mut options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     options = options.username(&role).password("x");
     let result = rota_postgres::PgDriver::connect_with(
