@@ -288,7 +288,8 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
     let deadline = t + opts.phase_timeout;
     // RSS before the worker starts (the enqueued jobs were loaded by this
     // process), so growth during the run can be told from the baseline.
-    let start_rss = rss_mib().unwrap_or(0.0);
+    let start = rss_mib();
+    let start_rss = start.unwrap_or(0.0);
     let mut peak_rss: f64 = start_rss;
     loop {
         peak_rss = peak_rss.max(rss_mib().unwrap_or(0.0));
@@ -333,8 +334,8 @@ async fn process(opts: &BenchOptions, fresh: &FreshStore) -> Result<Phase, Bench
         concurrency: Some(opts.concurrency),
         claim_batch: Some(claim_size),
         // Absent where the OS does not tell (`rss_mib` reads /proc).
-        rss: rss_mib().is_some().then_some(Rss {
-            start_mib: start_rss,
+        rss: start.map(|start_mib| Rss {
+            start_mib,
             peak_mib: peak_rss,
         }),
         ..Phase::default()
