@@ -32,20 +32,10 @@ use rusqlite::{Connection, params_from_iter};
 
 /// Changes to the migrated schema, by name, and how.
 const PARTS: &[(&str, &str)] = &[
-    ("update_trigger", "DROP TRIGGER rota_jobs_after_update"),
     ("queue_idx", "DROP INDEX rota_jobs_queue_idx"),
     ("finished_idx", "DROP INDEX rota_jobs_finished_idx"),
     ("lease_idx", "DROP INDEX rota_jobs_lease_idx"),
     ("unique_idx", "DROP INDEX rota_jobs_unique_key_idx"),
-    // The update trigger reduced to its execution-counter half.
-    (
-        "exec_triggers",
-        "DROP TRIGGER rota_jobs_after_update; \
-         CREATE TRIGGER rota_jobs_after_update AFTER UPDATE OF state ON rota_jobs \
-         WHEN NEW.execution_id IS NOT NULL AND NEW.state IS NOT OLD.state BEGIN \
-         UPDATE rota_executions SET running = running + (NEW.state = 'running') \
-         WHERE id = NEW.execution_id; END;",
-    ),
     // Migration 0005's constant IN lists back, to measure what 0006 bought.
     (
         "in_lists",
@@ -195,16 +185,17 @@ fn process(c: &Connection, n: usize, finish_runs: bool) -> Result<(), Box<dyn Er
         }
         c.execute_batch("BEGIN IMMEDIATE")?;
         for chunk in ids.chunks(512) {
-            let mut params = Vec::with_capacity(4 * 512);
+            let mut params = Vec::with_capacity(5 * 512);
             for &id in chunk {
                 params.extend([
                     Value::Integer(id),
                     Value::Integer(7),
                     Value::Integer(1),
                     Value::Integer(now + 500),
+                    Value::Null,
                 ]);
             }
-            params.resize(4 * 512, Value::Null);
+            params.resize(5 * 512, Value::Null);
             // As the writer: in a savepoint, kept when every row changed.
             c.prepare_cached("SAVEPOINT quiet")?.execute([])?;
             let changed = c

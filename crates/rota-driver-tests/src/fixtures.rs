@@ -238,6 +238,7 @@ pub fn finish_params(
     let later = now + SignedDuration::from_secs(60);
     JobFinishParams {
         id: job.id,
+        execution_id: job.execution_id,
         lease_token,
         lease_expired_before: None,
         state,

@@ -193,6 +193,11 @@ pub struct JobFinishParams {
     pub id: i64,
     /// The run's lease token; the write applies only if it still matches.
     pub lease_token: i64,
+    /// The execution the job belongs to, as the claim returned it. A store
+    /// may use it to keep the execution's counters without reading the row
+    /// back; a value that does not match the job makes the finish slower,
+    /// never wrong.
+    pub execution_id: Option<i64>,
     /// Additional fence for rescues: apply only if the lease expired before
     /// this instant (a fresh heartbeat wins).
     pub lease_expired_before: Option<Timestamp>,

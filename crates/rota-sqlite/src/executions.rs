@@ -14,6 +14,7 @@ use rota_driver::{
 use sqlx::sqlite::{Sqlite, SqliteConnection};
 use sqlx::{QueryBuilder, Row};
 
+use crate::change_effects::Before;
 use crate::error::map_sqlx;
 use crate::insert::{JobOrigin, insert_many};
 use crate::jobs::attribute_path;
@@ -55,6 +56,12 @@ pub(crate) const MARK_SQL: &str = concat!(
      RETURNING ",
     execution_columns!()
 );
+
+/// Stop, part 0: the jobs parts 1 and 2 change, read before and after
+/// for the effects of their changes.
+pub(crate) const STOP_PICK_SQL: &str = "SELECT id FROM rota_jobs WHERE execution_id = ?1 \
+     AND (state IN ('scheduled', 'available', 'retrying') \
+          OR (state = 'running' AND cancel_requested_at IS NULL)) ORDER BY id";
 
 /// Stop, part 1: waiting jobs of the execution end `canceled`.
 pub(crate) const STOP_WAITING_SQL: &str = "UPDATE rota_jobs SET state = 'canceled', finished_at = ?1, \
@@ -307,6 +314,12 @@ pub(crate) async fn stop(
 ) -> Result<(ExecutionRow, Vec<i64>)> {
     get_existing(conn, p.id).await?;
     let now = micros(p.now);
+    let ids: Vec<i64> = sqlx::query_scalar(STOP_PICK_SQL)
+        .bind(p.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    let before = Before::read(conn, &ids).await?;
     for sql in [STOP_WAITING_SQL, STOP_RUNNING_SQL] {
         sqlx::query(sql)
             .bind(now)
@@ -315,6 +328,7 @@ pub(crate) async fn stop(
             .await
             .map_err(map_sqlx)?;
     }
+    before.write_changes(conn).await?;
     let running: Vec<i64> = sqlx::query_scalar(RUNNING_IDS_SQL)
         .bind(p.id)
         .fetch_all(&mut *conn)

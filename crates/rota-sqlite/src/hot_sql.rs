@@ -39,7 +39,7 @@ pub fn insert_shared(n: usize) -> String {
 pub const INSERT_EVENTS: &str = crate::insert_effects::EVENTS_SQL;
 
 /// The plain-success finish of `n` runs: `(id, lease_token, attempt,
-/// finished_at)` per row, padded with all-NULL rows. The writer runs it
+/// finished_at, execution_id)` per row, padded with all-NULL rows. The writer runs it
 /// in a savepoint (or a transaction of its own) and keeps it when it
 /// changed one row per real (unpadded) run (else it rolls back and runs
 /// the form that returns which runs applied).

@@ -18,7 +18,7 @@ use crate::insert::JobOrigin;
 use crate::row::micros;
 
 /// Outbox rows for the jobs with ids `?1..=?2`, in id order, when a
-/// webhook exists; as the update trigger writes them.
+/// webhook exists; as `change_effects` writes them for state changes.
 pub(crate) const EVENTS_SQL: &str = "INSERT INTO rota_events \
      (entity, entity_id, revision, status, kind, execution_id, at) \
      SELECT 'job', id, revision, state, kind, execution_id, \
@@ -36,7 +36,7 @@ pub(crate) const COUNTS_SQL: &str = "UPDATE rota_executions SET \
      WHERE id = ?9";
 
 /// The states in [`COUNTS_SQL`]'s parameter order.
-const STATES: [JobState; 7] = [
+pub(crate) const STATES: [JobState; 7] = [
     JobState::Scheduled,
     JobState::Available,
     JobState::Running,

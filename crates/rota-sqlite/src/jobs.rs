@@ -12,6 +12,7 @@ use rota_driver::{
 use sqlx::sqlite::{Sqlite, SqliteConnection};
 use sqlx::{QueryBuilder, Row};
 
+use crate::change_effects::Changes;
 use crate::error::map_sqlx;
 use crate::row::{
     JOB_COLUMNS, job_columns, job_from_row, jobs_from_rows, micros, opt_micros, parse_state,
@@ -177,20 +178,26 @@ pub(crate) async fn counts_by_queue(
     Ok(out)
 }
 
-/// Runs an `UPDATE ... SET <time> = ? WHERE id = ? RETURNING <job>`.
+/// Runs an `UPDATE ... SET <time> = ? WHERE id = ? RETURNING <job>` on
+/// `old`, and writes the change's effects (the caller's transaction holds
+/// both).
 async fn returning_one(
     conn: &mut SqliteConnection,
     sql: &'static str,
     time: i64,
-    id: i64,
+    old: &Job,
 ) -> Result<Job> {
     let row = sqlx::query(sql)
         .bind(time)
-        .bind(id)
+        .bind(old.id)
         .fetch_one(&mut *conn)
         .await
         .map_err(map_sqlx)?;
-    job_from_row(&row)
+    let new = job_from_row(&row)?;
+    let mut changes = Changes::default();
+    changes.job(old, &new);
+    changes.write(conn).await?;
+    Ok(new)
 }
 
 /// Cancel: waiting jobs end `canceled`; a running job gets
@@ -207,7 +214,7 @@ pub(crate) async fn cancel(conn: &mut SqliteConnection, p: &JobCancelParams) -> 
                 job_columns!()
             ),
             now,
-            p.id,
+            &job,
         )
         .await,
         JobState::Running => {
@@ -219,7 +226,7 @@ pub(crate) async fn cancel(conn: &mut SqliteConnection, p: &JobCancelParams) -> 
                     job_columns!()
                 ),
                 now,
-                p.id,
+                &job,
             )
             .await
         }
@@ -260,7 +267,7 @@ pub(crate) async fn retry(conn: &mut SqliteConnection, p: &JobRetryParams) -> Re
             });
         }
     };
-    match returning_one(conn, sql, micros(p.now), p.id).await {
+    match returning_one(conn, sql, micros(p.now), &job).await {
         Err(DriverError::Conflict(_)) => Err(DriverError::Conflict(format!(
             "cannot retry job {}: its unique key {:?} is held by another unfinished job",
             p.id,

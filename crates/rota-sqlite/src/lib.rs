@@ -41,6 +41,7 @@
 
 mod api_keys;
 mod bind;
+mod change_effects;
 #[cfg(test)]
 mod checkpoint_tests;
 mod error;

@@ -61,6 +61,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "insert_side_effects_in_driver",
         sql: include_str!("../migrations/0007_insert_side_effects_in_driver.sql"),
     },
+    Migration {
+        version: 8,
+        name: "update_side_effects_in_driver",
+        sql: include_str!("../migrations/0008_update_side_effects_in_driver.sql"),
+    },
 ];
 
 fn failed(step: &str, err: sqlx::Error) -> DriverError {

@@ -33,6 +33,12 @@ pub(crate) const JOB_COLUMNS: &str = job_columns!();
 /// How many columns [`job_columns!`] lists.
 pub(crate) const JOB_COLUMN_COUNT: usize = 28;
 
+/// Where [`job_columns!`] lists `finished_at`.
+pub(crate) const FINISHED_AT_COLUMN: usize = 11;
+
+/// Where [`job_columns!`] lists `execution_id`.
+pub(crate) const EXECUTION_ID_COLUMN: usize = 25;
+
 /// A timestamp as stored: unix microseconds.
 pub(crate) fn micros(ts: Timestamp) -> i64 {
     ts.as_microsecond()

@@ -12,11 +12,12 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::bind::{Param, bind_all};
+use crate::change_effects::{Before, Changes};
 use crate::error::{map_native, map_sqlx};
 use crate::raw_rows::RawRows;
 use crate::row::{
-    Columns, JOB_COLUMN_COUNT, job_columns, job_from_row, jobs_from_rows, micros, opt_micros,
-    timestamp, to_json,
+    Columns, EXECUTION_ID_COLUMN, FINISHED_AT_COLUMN, JOB_COLUMN_COUNT, job_columns, job_from_row,
+    jobs_from_rows, micros, opt_micros, timestamp, to_json,
 };
 
 /// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
@@ -70,7 +71,8 @@ pub(crate) fn claim_native(conn: &rusqlite::Connection, p: &JobClaimParams) -> R
 /// Two statements, a read and an update, in one transaction: one `UPDATE
 /// ... RETURNING` passes every returned row through a temporary table
 /// before handing it out, which cost 7.1k of 63.7k instructions per job,
-/// claim plus finish (`sqlite_costs`).
+/// claim plus finish (`sqlite_costs`). The claim's effects (outbox rows,
+/// execution counters: [`Changes`]) are written in the same transaction.
 pub(crate) fn claim_rows_native(
     conn: &rusqlite::Connection,
     p: &JobClaimParams,
@@ -79,8 +81,10 @@ pub(crate) fn claim_rows_native(
     if p.max == 0 {
         return Ok(rows);
     }
+    let now = micros(p.now);
     atomically(conn, || {
         let mut ids = Vec::with_capacity((p.max as usize).min(1024));
+        let mut changes = Changes::default();
         {
             let mut st = conn.prepare_cached(CLAIM_SELECT_SQL).map_err(map_native)?;
             let mut read = st
@@ -92,8 +96,14 @@ pub(crate) fn claim_rows_native(
                 ])
                 .map_err(map_native)?;
             while let Some(r) = read.next().map_err(map_native)? {
-                ids.push(r.req_int(0, "id")?);
+                let id = r.req_int(0, "id")?;
+                ids.push(id);
                 rows.push(r)?;
+                // What the execution's `updated_at` moves to: the job's
+                // finish if it has one, else the run's start.
+                let at = r.int(FINISHED_AT_COLUMN, "finished_at")?.unwrap_or(now);
+                let execution = r.int(EXECUTION_ID_COLUMN, "execution_id")?;
+                changes.moved(id, execution, JobState::Available, JobState::Running, at);
             }
         }
         if ids.is_empty() {
@@ -106,7 +116,7 @@ pub(crate) fn claim_rows_native(
                 st.execute(rusqlite::params![
                     p.lease_token,
                     micros(p.lease_expires_at),
-                    micros(p.now),
+                    now,
                     p.node_id,
                     ids_json
                 ])
@@ -120,6 +130,7 @@ pub(crate) fn claim_rows_native(
                 ids.len()
             )));
         }
+        changes.write_native(conn)?;
         Ok(Some(()))
     })?;
     Ok(rows)
@@ -214,7 +225,7 @@ pub(crate) fn finish_sql(n: usize) -> String {
          revision = rota_jobs.revision + 1 \
          FROM p WHERE rota_jobs.id = p.id AND rota_jobs.state = 'running' AND rota_jobs.lease_token = p.tok \
          AND (p.expired_before IS NULL OR rota_jobs.lease_expires_at < p.expired_before) \
-         RETURNING rota_jobs.id AS id, rota_jobs.queue AS queue, rota_jobs.state AS state",
+         {RETURNING}",
         values_rows(n, 11)
     )
 }
@@ -223,24 +234,38 @@ pub(crate) fn finish_sql(n: usize) -> String {
 /// exit code, new run time or expiry fence): half the work of
 /// [`finish_sql`] per row, and the common case. Same result columns.
 pub(crate) fn succeed_sql(n: usize) -> String {
-    format!(
-        "{} RETURNING rota_jobs.id AS id, rota_jobs.queue AS queue, rota_jobs.state AS state",
-        succeed_quiet_sql(n)
-    )
+    format!("{} {RETURNING}", succeed_body(n, ""))
 }
+
+/// What the finishes that return rows return of each job that applied:
+/// read by [`Finished::row`] in this order.
+const RETURNING: &str = "RETURNING rota_jobs.id AS id, rota_jobs.queue AS queue, \
+     rota_jobs.state AS state, rota_jobs.execution_id AS execution_id, \
+     COALESCE(rota_jobs.finished_at, rota_jobs.started_at, rota_jobs.created_at) AS at";
 
 /// [`succeed_sql`] without its `RETURNING` clause. When every run applies,
 /// as nearly always, the count of changed rows says all that the returned
 /// rows would, and SQLite does not pass each row through a temporary
 /// table to return it: 4.9k of 63.7k instructions per job, claim plus
 /// finish (`sqlite_costs`, see docs/benchmarks.md).
+///
+/// It also tests each job's execution against the caller's (`exec`), which
+/// the finish's effects are then written for: a wrong one makes it change
+/// fewer rows than it carries, and [`succeed_sql`] runs instead. The
+/// `RETURNING` forms test no execution; they return it.
 pub(crate) fn succeed_quiet_sql(n: usize) -> String {
+    succeed_body(n, " AND rota_jobs.execution_id IS p.exec")
+}
+
+/// The plain-success finish of `n` runs, five parameters per row, with
+/// `fence` added to its `WHERE`.
+fn succeed_body(n: usize, fence: &str) -> String {
     format!(
-        "WITH p(id, tok, attempt, finished_at) AS (VALUES {}) \
+        "WITH p(id, tok, attempt, finished_at, exec) AS (VALUES {}) \
          UPDATE rota_jobs SET state = 'succeeded', attempt = p.attempt, finished_at = p.finished_at, \
          lease_token = NULL, lease_expires_at = NULL, revision = rota_jobs.revision + 1 \
-         FROM p WHERE rota_jobs.id = p.id AND rota_jobs.state = 'running' AND rota_jobs.lease_token = p.tok",
-        values_rows(n, 4)
+         FROM p WHERE rota_jobs.id = p.id AND rota_jobs.state = 'running' AND rota_jobs.lease_token = p.tok{fence}",
+        values_rows(n, 5)
     )
 }
 
@@ -342,6 +367,7 @@ impl FinishPlan {
                 Param::from(f.lease_token),
                 Param::from(i64::from(f.attempt)),
                 Param::from(opt_micros(f.finished_at)),
+                Param::from(f.execution_id),
             ])
         })?;
         statements.extend(chunk_statements(&full, finish_sql, None, |f| {
@@ -385,13 +411,28 @@ impl<'p> Finished<'p> {
         }
     }
 
-    /// One `(id, queue, state)` row returned by the statement carrying
-    /// `inputs`; credited to its first input with that id.
-    fn row(&mut self, row: &impl Columns, inputs: &[(i64, usize)]) -> Result<()> {
+    /// One row ([`RETURNING`]) returned by the statement carrying
+    /// `inputs`; credited to its first input with that id, its change
+    /// added to `changes`.
+    fn row(
+        &mut self,
+        row: &impl Columns,
+        inputs: &[(i64, usize)],
+        changes: &mut Changes,
+    ) -> Result<()> {
         let id = row.req_int(0, "id")?;
-        if row.state(2, "state")? == JobState::Available {
+        let state = row.state(2, "state")?;
+        if state == JobState::Available {
             self.woken.push(row.req_text(1, "queue")?);
         }
+        let execution = row.int(3, "execution_id")?;
+        changes.moved(
+            id,
+            execution,
+            JobState::Running,
+            state,
+            row.req_int(4, "at")?,
+        );
         let from = inputs.partition_point(|(i, _)| *i < id);
         if let Some((_, pos)) = inputs[from..]
             .iter()
@@ -417,19 +458,48 @@ impl<'p> Finished<'p> {
 /// Applies finishes fenced by lease token (and optionally lease expiry).
 /// Returns per input whether it applied, plus the queues that got an
 /// `available` job (hand-backs) for wake-ups.
+///
+/// The finishes and their effects commit together: in a savepoint, which
+/// is a transaction of its own when `conn` is in none.
 pub(crate) async fn finish_many(
     conn: &mut SqliteConnection,
     params: &[JobFinishParams],
 ) -> Result<(Vec<FinishResult>, Vec<String>)> {
     let plan = FinishPlan::new(params)?;
+    let exec = |sql: &'static str| sqlx::query(sql);
+    exec("SAVEPOINT rota_finish")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
     let mut done = Finished::new(params);
+    let ran = finish_statements(conn, plan, &mut done).await;
+    let end = match ran {
+        Ok(()) => exec("RELEASE rota_finish").execute(&mut *conn).await,
+        Err(_) => match exec("ROLLBACK TO rota_finish").execute(&mut *conn).await {
+            Ok(_) => exec("RELEASE rota_finish").execute(&mut *conn).await,
+            Err(e) => Err(e),
+        },
+    };
+    // The statements' own error is the one to report.
+    ran?;
+    end.map_err(map_sqlx)?;
+    Ok(done.results())
+}
+
+/// [`finish_many`]'s statements and their effects.
+async fn finish_statements(
+    conn: &mut SqliteConnection,
+    plan: FinishPlan,
+    done: &mut Finished<'_>,
+) -> Result<()> {
+    let mut changes = Changes::default();
     for st in plan.statements {
         let q = bind_all(sqlx::query(AssertSqlSafe(st.sql)), st.values);
         for r in &q.fetch_all(&mut *conn).await.map_err(map_sqlx)? {
-            done.row(r, &st.inputs)?;
+            done.row(r, &st.inputs, &mut changes)?;
         }
     }
-    Ok(done.results())
+    changes.write(conn).await
 }
 
 /// Runs a [`FinishPlan`] of `params` on the writer's native connection.
@@ -441,7 +511,7 @@ pub(crate) fn finish_many_native(
     let mut done = Finished::new(params);
     for st in plan.statements {
         if let Some(quiet) = &st.quiet
-            && finish_quietly(conn, quiet, &st)?
+            && finish_quietly(conn, quiet, &st, params)?
         {
             // Every run of the statement applied (none goes back to
             // `available`, so no queue to wake).
@@ -450,28 +520,57 @@ pub(crate) fn finish_many_native(
             }
             continue;
         }
-        let mut prepared = conn.prepare_cached(&st.sql).map_err(map_native)?;
-        let mut rows = prepared
-            .query(rusqlite::params_from_iter(st.values.iter()))
-            .map_err(map_native)?;
-        while let Some(r) = rows.next().map_err(map_native)? {
-            done.row(r, &st.inputs)?;
-        }
+        // The statement and its effects, together.
+        atomically(conn, || {
+            let mut changes = Changes::default();
+            let mut prepared = conn.prepare_cached(&st.sql).map_err(map_native)?;
+            let mut rows = prepared
+                .query(rusqlite::params_from_iter(st.values.iter()))
+                .map_err(map_native)?;
+            while let Some(r) = rows.next().map_err(map_native)? {
+                done.row(r, &st.inputs, &mut changes)?;
+            }
+            changes.write_native(conn)?;
+            Ok(Some(()))
+        })?;
     }
     Ok(done.results())
 }
 
 /// Runs `quiet`, the `RETURNING`-less form of `st`, [`atomically`] and
-/// keeps it if it changed one row per job of `st`: then every run applied.
-/// Otherwise (a stale lease) rolls it back and returns false, for `st`
-/// itself to tell which applied.
-fn finish_quietly(conn: &rusqlite::Connection, quiet: &str, st: &FinishStatement) -> Result<bool> {
+/// keeps it, with its effects, if it changed one row per job of `st`: then
+/// every run applied, each in the execution its input names. Otherwise (a
+/// stale lease, another execution) rolls it back and returns false, for
+/// `st` itself to tell which applied.
+fn finish_quietly(
+    conn: &rusqlite::Connection,
+    quiet: &str,
+    st: &FinishStatement,
+    params: &[JobFinishParams],
+) -> Result<bool> {
     let kept = atomically(conn, || {
         let changed = conn
             .prepare_cached(quiet)
             .and_then(|mut s| s.execute(rusqlite::params_from_iter(st.values.iter())))
             .map_err(map_native)?;
-        Ok((changed == st.inputs.len()).then_some(()))
+        if changed != st.inputs.len() {
+            return Ok(None);
+        }
+        let mut changes = Changes::default();
+        for &(id, pos) in &st.inputs {
+            let f = &params[pos];
+            // A plain success always has a finish time.
+            let at = opt_micros(f.finished_at).unwrap_or(i64::MIN);
+            changes.moved(
+                id,
+                f.execution_id,
+                JobState::Running,
+                JobState::Succeeded,
+                at,
+            );
+        }
+        changes.write_native(conn)?;
+        Ok(Some(()))
     })?;
     Ok(kept.is_some())
 }
@@ -556,21 +655,37 @@ pub(crate) async fn list_expired(
     jobs_from_rows(&rows)
 }
 
-/// Promotion of due jobs, by the promotion index.
-pub(crate) const PROMOTE_SQL: &str = "UPDATE rota_jobs SET state = 'available', revision = revision + 1 WHERE id IN (SELECT id FROM rota_jobs \
-     INDEXED BY rota_jobs_promote_idx WHERE state IN ('scheduled', 'retrying') AND run_at <= ? ORDER BY run_at, id LIMIT ? + 0) RETURNING queue";
+/// The due jobs promotion takes, by the promotion index.
+pub(crate) const PROMOTE_PICK_SQL: &str = "SELECT id FROM rota_jobs INDEXED BY rota_jobs_promote_idx \
+     WHERE state IN ('scheduled', 'retrying') AND run_at <= ? ORDER BY run_at, id LIMIT ? + 0";
 
-/// Makes due scheduled and retrying jobs available; counts per queue.
+/// Promotion of the picked jobs (ids in a JSON array).
+const PROMOTE_SQL: &str = "UPDATE rota_jobs SET state = 'available', revision = revision + 1 \
+     WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('scheduled', 'retrying') \
+     RETURNING queue";
+
+/// Makes due scheduled and retrying jobs available, with the change's
+/// effects (the writer's transaction holds them all); counts per queue.
 pub(crate) async fn promote_due(
     conn: &mut SqliteConnection,
     p: &JobPromoteParams,
 ) -> Result<Vec<QueueCount>> {
-    let rows = sqlx::query(PROMOTE_SQL)
+    let ids: Vec<i64> = sqlx::query_scalar(PROMOTE_PICK_SQL)
         .bind(micros(p.now))
         .bind(i64::from(p.limit))
         .fetch_all(&mut *conn)
         .await
         .map_err(map_sqlx)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let before = Before::read(conn, &ids).await?;
+    let rows = sqlx::query(PROMOTE_SQL)
+        .bind(to_json(&ids)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    before.write_changes(conn).await?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for r in &rows {
         *counts

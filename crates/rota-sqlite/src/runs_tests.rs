@@ -31,6 +31,7 @@ async fn running_jobs(dir: &tempfile::TempDir, n: usize) -> rusqlite::Connection
 fn success(id: i64, lease_token: i64) -> JobFinishParams {
     JobFinishParams {
         id,
+        execution_id: None,
         lease_token,
         lease_expired_before: None,
         state: JobState::Succeeded,

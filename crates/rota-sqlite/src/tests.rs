@@ -443,7 +443,7 @@ async fn hot_statements_use_their_indexes() {
     let cases: Vec<(String, &str)> = vec![
         (runs::CLAIM_SELECT_SQL.to_owned(), "rota_jobs_claim_idx"),
         (runs::CLAIM_UPDATE_SQL.to_owned(), "INTEGER PRIMARY KEY"),
-        (runs::PROMOTE_SQL.to_owned(), "rota_jobs_promote_idx"),
+        (runs::PROMOTE_PICK_SQL.to_owned(), "rota_jobs_promote_idx"),
         (runs::EXPIRED_SQL.to_owned(), "rota_jobs_lease_idx"),
         (jobs::PRUNE_AGE_SQL.to_owned(), "rota_jobs_finished_idx"),
         (jobs::PRUNE_KEEP_SQL.to_owned(), "rota_jobs_finished_idx"),
@@ -538,12 +538,12 @@ async fn execution_schedule_and_webhook_statements_use_their_indexes() {
     }
 }
 
-/// The job triggers: updates and deletes have one each, skipping jobs
-/// without an execution while no webhook exists (the hot path); inserts
-/// have none (the driver writes their effects, `insert_effects`), and
-/// nothing else is attached to the job table.
+/// The job triggers: deletes have one, skipping jobs without an execution
+/// (the hot path); inserts and updates have none (the driver writes their
+/// effects, `insert_effects` and `change_effects`), and nothing else is
+/// attached to the job table.
 #[tokio::test]
-async fn the_job_table_has_cheap_triggers_and_none_on_insert() {
+async fn the_job_table_has_one_cheap_trigger_on_delete() {
     let dir = tempfile::tempdir().unwrap();
     let (mut conn, _) = connection(&dir).await;
     let rows = sqlx::query(
@@ -553,10 +553,7 @@ async fn the_job_table_has_cheap_triggers_and_none_on_insert() {
     .await
     .unwrap();
     let names: Vec<String> = rows.iter().map(|r| r.get("name")).collect();
-    assert_eq!(
-        names,
-        vec!["rota_jobs_after_delete", "rota_jobs_after_update"]
-    );
+    assert_eq!(names, vec!["rota_jobs_after_delete"]);
     for r in &rows {
         let sql: String = r.get("sql");
         let when = &sql[sql.find("WHEN").unwrap()..sql.find("BEGIN").unwrap()];
@@ -593,7 +590,7 @@ async fn hot_statements_are_not_re_prepared_per_binding() {
     let native = native(&opts);
     let cases: [(&str, &str, usize); 3] = [
         (runs::CLAIM_SELECT_SQL, "claim", 4),
-        (runs::PROMOTE_SQL, "promote", 2),
+        (runs::PROMOTE_PICK_SQL, "promote", 2),
         (runs::EXPIRED_SQL, "expired", 2),
     ];
     for (sql, name, params) in cases {
@@ -623,6 +620,8 @@ async fn job_statements_return_the_decoded_columns_in_order() {
     let native = native(&opts);
     let expected: Vec<&str> = crate::row::JOB_COLUMNS.split(", ").collect();
     assert_eq!(expected.len(), crate::row::JOB_COLUMN_COUNT);
+    assert_eq!(expected[crate::row::FINISHED_AT_COLUMN], "finished_at");
+    assert_eq!(expected[crate::row::EXECUTION_ID_COLUMN], "execution_id");
     for sql in [runs::CLAIM_SELECT_SQL, runs::EXPIRED_SQL] {
         let st = native.prepare(sql).unwrap();
         assert_eq!(st.column_names(), expected, "{sql}");

@@ -87,6 +87,7 @@ fn finish(job: &Job, state: JobState, now: Timestamp) -> JobFinishParams {
     let terminal = state.is_finished();
     JobFinishParams {
         id: job.id,
+        execution_id: job.execution_id,
         lease_token: job.lease_token.unwrap(),
         lease_expired_before: None,
         state,
@@ -344,15 +345,37 @@ async fn delete_prune_and_users_own_writes_keep_counters() {
         counts(&[(JobState::Running, 1), (JobState::Succeeded, 1)])
     );
 
-    // A user's own transaction moves the last job: the triggers still count.
+    // A job's state changed by hand, behind the driver's back: its
+    // execution's figures lag until the repair sweep recomputes them.
     let mut conn = own_connection(&dir).await;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("UPDATE rota_jobs SET state = 'failed', finished_at = ? WHERE id = ?")
-        .bind(at(4).as_microsecond())
-        .bind(running[2].id)
-        .execute(&mut *tx)
+    sqlx::query("UPDATE rota_jobs SET state = 'retrying', run_at = 0 WHERE id = ?")
+        .bind(running[1].id)
+        .execute(&mut conn)
         .await
         .unwrap();
+    assert_eq!(
+        execution(&driver, x.id).await.counts,
+        counts(&[(JobState::Running, 1), (JobState::Succeeded, 1)])
+    );
+    assert_eq!(driver.execution_repair(10).await.unwrap().len(), 1);
+    assert_eq!(
+        execution(&driver, x.id).await.counts,
+        counts(&[(JobState::Running, 1), (JobState::Retrying, 1)])
+    );
+    sqlx::query("UPDATE rota_jobs SET state = 'succeeded', run_at = 3 WHERE id = ?")
+        .bind(running[1].id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(driver.execution_repair(10).await.unwrap().len(), 1);
+
+    // A user's own transaction finishes the last job through the driver
+    // (transactional completion): it counts, in that transaction.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let done = rota_sqlite::job_finish_in(&mut tx, finish(&running[2], JobState::Failed, at(4)))
+        .await
+        .unwrap();
+    assert!(done.applied);
     tx.commit().await.unwrap();
     let failed = execution(&driver, x.id).await;
     assert_eq!(

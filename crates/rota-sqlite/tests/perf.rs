@@ -69,7 +69,7 @@ async fn run(mode: Mode) {
             .connect()
             .await
             .unwrap();
-        sqlx::raw_sql("DROP TRIGGER rota_jobs_after_update; DROP TRIGGER rota_jobs_after_delete;")
+        sqlx::raw_sql("DROP TRIGGER rota_jobs_after_delete;")
             .execute(&mut c)
             .await
             .unwrap();
@@ -143,6 +143,7 @@ async fn run(mode: Mode) {
             .iter()
             .map(|id| JobFinishParams {
                 id: *id,
+                execution_id: None,
                 lease_token: 1,
                 lease_expired_before: None,
                 state: JobState::Succeeded,

@@ -296,6 +296,7 @@ async fn stale_lease_token_changes_nothing() {
         .remove(0);
     let finish = |token: i64| JobFinishParams {
         id: claimed.id,
+        execution_id: claimed.execution_id,
         lease_token: token,
         lease_expired_before: None,
         state: JobState::Succeeded,
@@ -565,6 +566,7 @@ async fn a_failing_call_does_not_fail_its_batch_mates() {
         .unwrap();
     let ack = JobFinishParams {
         id: old.id,
+        execution_id: old.execution_id,
         lease_token: 9,
         lease_expired_before: None,
         state: JobState::Canceled,

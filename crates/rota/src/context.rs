@@ -271,6 +271,7 @@ impl JobContext {
         let now = engine.now();
         let params = JobFinishParams {
             id: self.job.id,
+            execution_id: self.job.execution_id,
             lease_token: self.lease_token,
             lease_expired_before: None,
             state: JobState::Succeeded,

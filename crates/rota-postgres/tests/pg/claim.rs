@@ -119,6 +119,7 @@ async fn finish_and_heartbeat_are_fenced_by_lease_token() {
         let t = now();
         let finish = |token: i64, expired_before| JobFinishParams {
             id: j.id,
+            execution_id: j.execution_id,
             lease_token: token,
             lease_expired_before: expired_before,
             state: JobState::Retrying,
@@ -553,6 +554,7 @@ async fn finishes_and_heartbeats_probe_their_jobs_not_every_running_job() {
 
         let finish = |j: &rota_core::Job, token: i64, state: JobState| JobFinishParams {
             id: j.id,
+            execution_id: j.execution_id,
             lease_token: token,
             lease_expired_before: None,
             state,

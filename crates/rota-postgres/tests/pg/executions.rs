@@ -31,6 +31,7 @@ pub(crate) fn finish(id: i64, token: i64, state: JobState, attempt: u32) -> JobF
     let t = now();
     JobFinishParams {
         id,
+        execution_id: None,
         lease_token: token,
         lease_expired_before: None,
         state,

@@ -79,6 +79,7 @@ async fn unique_keys_return_the_existing_job() {
         let r = driver
             .job_finish_many(vec![JobFinishParams {
                 id: a.id,
+                execution_id: a.execution_id,
                 lease_token: 5,
                 lease_expired_before: None,
                 state: JobState::Succeeded,

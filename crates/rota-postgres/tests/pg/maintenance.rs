@@ -79,6 +79,7 @@ async fn promote_retry_prune_and_list() {
         );
         let done = JobFinishParams {
             id,
+            execution_id: None,
             lease_token: 3,
             lease_expired_before: None,
             state: JobState::Succeeded,

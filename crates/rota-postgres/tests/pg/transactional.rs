@@ -45,6 +45,7 @@ async fn enqueue_and_complete_with_user_data() {
             .remove(0);
         let done = |token| JobFinishParams {
             id: j.id,
+            execution_id: j.execution_id,
             lease_token: token,
             lease_expired_before: None,
             state: JobState::Succeeded,

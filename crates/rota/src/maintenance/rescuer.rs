@@ -69,6 +69,7 @@ impl Rescuer {
             });
             params.push(JobFinishParams {
                 id: job.id,
+                execution_id: job.execution_id,
                 lease_token,
                 lease_expired_before: Some(now),
                 state: step.to,

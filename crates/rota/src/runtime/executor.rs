@@ -192,6 +192,7 @@ pub(crate) fn finish_params(
     });
     Some(JobFinishParams {
         id: job.id,
+        execution_id: job.execution_id,
         lease_token,
         lease_expired_before: None,
         state: step.to,
