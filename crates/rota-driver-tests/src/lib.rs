@@ -257,6 +257,7 @@ macro_rules! conformance_suite {
                 finish_many_reports_per_input,
                 finish_many_then_runs_its_callback_once,
                 finish_many_repeated_id_applies_once,
+                finish_many_repeated_id_credits_the_one_that_applied,
                 finish_lease_expired_before_fence,
                 heartbeat_extends_lease_and_reports_state,
                 checkin_is_fenced_by_token,

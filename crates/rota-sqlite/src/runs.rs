@@ -304,13 +304,13 @@ pub(crate) struct FinishPlan {
 struct FinishStatement {
     sql: String,
     /// The same statement without `RETURNING`, tried first on the native
-    /// connection when no id repeats (see [`finish_quietly`]).
+    /// connection (see [`finish_quietly`]).
     quiet: Option<String>,
     values: Vec<Param>,
     /// The `(job id, position in the caller's input)` of the finishes it
-    /// carries, sorted: a returned row is credited to the input that
-    /// applied it (found by binary search), whatever order the two
-    /// statement kinds run in.
+    /// carries, sorted, no id twice: a returned row is credited to the
+    /// input that applied it (found by binary search), whatever order the
+    /// two statement kinds run in.
     inputs: Vec<(i64, usize)>,
 }
 
@@ -334,12 +334,9 @@ fn chunk_statements<const W: usize>(
             values.resize(width * W, Param::Int(None));
             let mut inputs: Vec<(i64, usize)> = chunk.iter().map(|(i, f)| (f.id, *i)).collect();
             inputs.sort_unstable();
-            // A repeated id applies once, to an input only the returned
-            // rows tell.
-            let repeats = inputs.windows(2).any(|w| w[0].0 == w[1].0);
             Ok(FinishStatement {
                 sql: sql(width),
-                quiet: quiet.filter(|_| !repeats).map(|q| q(width)),
+                quiet: quiet.map(|q| q(width)),
                 values,
                 inputs,
             })
@@ -357,34 +354,10 @@ impl FinishPlan {
                 action: "finish to running",
             });
         }
-        let (plain, full): (Vec<(usize, &JobFinishParams)>, Vec<_>) = params
-            .iter()
-            .enumerate()
-            .partition(|(_, f)| is_plain_success(f));
-        let mut statements = chunk_statements(&plain, succeed_sql, Some(succeed_quiet_sql), |f| {
-            Ok([
-                Param::from(f.id),
-                Param::from(f.lease_token),
-                Param::from(i64::from(f.attempt)),
-                Param::from(opt_micros(f.finished_at)),
-                Param::from(f.execution_id),
-            ])
-        })?;
-        statements.extend(chunk_statements(&full, finish_sql, None, |f| {
-            Ok([
-                Param::from(f.id),
-                Param::from(f.lease_token),
-                Param::from(opt_micros(f.lease_expired_before)),
-                Param::from(f.state.as_str()),
-                Param::from(i64::from(f.attempt)),
-                Param::from(opt_micros(f.run_at)),
-                Param::from(opt_micros(f.finished_at)),
-                Param::from(f.error.as_ref().map(to_json).transpose()?),
-                Param::from(f.output.as_deref()),
-                Param::from(f.progress.as_ref().map(to_json).transpose()?),
-                Param::from(f.exit_code.map(i64::from)),
-            ])
-        })?);
+        let mut statements = Vec::new();
+        for round in rounds(params) {
+            statements.extend(round_statements(&round)?);
+        }
         Ok(FinishPlan { statements })
     }
 
@@ -392,6 +365,59 @@ impl FinishPlan {
     pub(crate) fn is_one_statement(&self) -> bool {
         self.statements.len() == 1
     }
+}
+
+/// `params` (with their input positions) in rounds in which no id
+/// repeats: an id's first finish in the first round, its second in the
+/// second, and so on. An `UPDATE ... FROM` applies one of several rows of
+/// one id and does not say which, so each runs in a later statement, in
+/// input order, and the first that finds the run still running applies.
+fn rounds(params: &[JobFinishParams]) -> Vec<Vec<(usize, &JobFinishParams)>> {
+    let mut seen: HashMap<i64, usize> = HashMap::with_capacity(params.len());
+    let mut rounds: Vec<Vec<(usize, &JobFinishParams)>> = Vec::new();
+    for (i, f) in params.iter().enumerate() {
+        let round = seen.entry(f.id).or_insert(0);
+        if rounds.len() <= *round {
+            rounds.push(Vec::new());
+        }
+        if let Some(r) = rounds.get_mut(*round) {
+            r.push((i, f));
+        }
+        *round += 1;
+    }
+    rounds
+}
+
+/// The statements of one round of [`rounds`]: plain successes, then the
+/// rest.
+fn round_statements(rows: &[(usize, &JobFinishParams)]) -> Result<Vec<FinishStatement>> {
+    let (plain, full): (Vec<(usize, &JobFinishParams)>, Vec<_>) =
+        rows.iter().partition(|(_, f)| is_plain_success(f));
+    let mut statements = chunk_statements(&plain, succeed_sql, Some(succeed_quiet_sql), |f| {
+        Ok([
+            Param::from(f.id),
+            Param::from(f.lease_token),
+            Param::from(i64::from(f.attempt)),
+            Param::from(opt_micros(f.finished_at)),
+            Param::from(f.execution_id),
+        ])
+    })?;
+    statements.extend(chunk_statements(&full, finish_sql, None, |f| {
+        Ok([
+            Param::from(f.id),
+            Param::from(f.lease_token),
+            Param::from(opt_micros(f.lease_expired_before)),
+            Param::from(f.state.as_str()),
+            Param::from(i64::from(f.attempt)),
+            Param::from(opt_micros(f.run_at)),
+            Param::from(opt_micros(f.finished_at)),
+            Param::from(f.error.as_ref().map(to_json).transpose()?),
+            Param::from(f.output.as_deref()),
+            Param::from(f.progress.as_ref().map(to_json).transpose()?),
+            Param::from(f.exit_code.map(i64::from)),
+        ])
+    })?);
+    Ok(statements)
 }
 
 /// What finishing a batch did: per input whether it applied (a repeated id

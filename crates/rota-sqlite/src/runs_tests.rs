@@ -1,7 +1,8 @@
 //! Unit tests of the writer's claim (a read and an update whose effect is
 //! also applied to the jobs as read) and of its finish of plain successes
 //! (the statement without `RETURNING` when every run applies, the
-//! returning one when a lease is stale or an id repeats), and that neither
+//! returning one when a lease is stale or an execution is not the job's;
+//! an id repeated in one batch in later statements), and that neither
 //! leaves a transaction behind.
 
 use crate::row::{JOB_COLUMNS, job_from_row};
@@ -108,6 +109,56 @@ async fn a_repeated_id_applies_once() {
     let results = finish(&native, &[success(1, 7), success(1, 7), success(2, 7)]);
     assert_eq!(applied(&results), [true, false, true]);
     assert_eq!(states(&native), ["succeeded"; 2]);
+}
+
+/// Finishes of one run in one batch take turns, in input order: a stale
+/// one first does not take the credit for the valid one after it (one
+/// statement applies one of its rows of an id, and does not say which).
+#[tokio::test]
+async fn a_repeated_id_is_credited_to_the_finish_that_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = running_jobs(&dir, 1).await;
+    // Both with output: the same kind of statement.
+    let with_output = |token: i64, output: &str| JobFinishParams {
+        output: Some(output.into()),
+        ..success(1, token)
+    };
+    let results = finish(&native, &[with_output(8, "stale"), with_output(7, "valid")]);
+    assert_eq!(applied(&results), [false, true]);
+    assert_eq!(states(&native), ["succeeded"]);
+    let output: String = native
+        .query_row("SELECT output FROM rota_jobs WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(output, "valid");
+    let quiet_first = finish(&native, &[success(1, 7)]);
+    assert_eq!(applied(&quiet_first), [false], "already finished");
+}
+
+/// A plain success whose execution is not the job's still applies (by the
+/// form that returns rows), and keeps the counters of the job's own.
+#[tokio::test]
+async fn a_wrong_execution_makes_the_finish_slower_not_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = running_jobs(&dir, 2).await;
+    native
+        .execute_batch(
+            "INSERT INTO rota_executions (owner_kind, owner_id, trigger, created_at, updated_at, running) \
+             VALUES ('o', 'x', 'manual', 0, 0, 1); \
+             UPDATE rota_jobs SET execution_id = 1 WHERE id = 1;",
+        )
+        .unwrap();
+    let results = finish(&native, &[success(1, 7), success(2, 7)]);
+    assert_eq!(applied(&results), [true, true]);
+    let counts: (i64, i64) = native
+        .query_row(
+            "SELECT running, succeeded FROM rota_executions WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(counts, (0, 1));
 }
 
 #[tokio::test]

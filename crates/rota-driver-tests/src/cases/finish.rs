@@ -421,6 +421,30 @@ pub async fn finish_many_repeated_id_applies_once(driver: Arc<dyn Driver>) {
     assert_eq!(stored, expected, "the applied finish is the stored one");
 }
 
+/// Two finishes of one run in one batch, a stale one first, both of the
+/// same shape: the second applies, and the answer says so.
+pub async fn finish_many_repeated_id_credits_the_one_that_applied(driver: Arc<dyn Driver>) {
+    let t = token();
+    let job = run(&driver, 3, t).await;
+    let stale = JobFinishParams {
+        output: Some("stale".into()),
+        ..finish_params(&job, t + 1, JobState::Retrying, at(1))
+    };
+    let valid = JobFinishParams {
+        output: Some("valid".into()),
+        ..finish_params(&job, t, JobState::Retrying, at(1))
+    };
+    let out = driver
+        .job_finish_many(vec![stale, valid])
+        .await
+        .unwrap_or_else(|e| panic!("job_finish_many failed: {e}"));
+    let applied: Vec<bool> = out.iter().map(|r| r.applied).collect();
+    assert_eq!(applied, [false, true], "{out:?}");
+    let stored = get(&driver, job.id).await;
+    assert_eq!(stored.state, JobState::Retrying);
+    assert_eq!(stored.output.as_deref(), Some("valid"));
+}
+
 /// With `lease_expired_before`, a finish (a rescue) applies only if the lease
 /// expired strictly before that instant: a fresh heartbeat wins.
 pub async fn finish_lease_expired_before_fence(driver: Arc<dyn Driver>) {
