@@ -143,6 +143,18 @@ fn load_shared(c: &Connection, n: usize) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// The test the writer makes after each claim and finish statement before
+/// writing outbox rows (there are none without a webhook).
+fn webhooks(c: &Connection) -> Result<(), Box<dyn Error>> {
+    let any: bool = c
+        .prepare_cached(hot_sql::WEBHOOKS)?
+        .query_row([], |r| r.get(0))?;
+    if any {
+        return Err("the costs are measured without webhooks".into());
+    }
+    Ok(())
+}
+
 fn process(c: &Connection, n: usize, finish_runs: bool) -> Result<(), Box<dyn Error>> {
     load(c, n)?;
     let finish = hot_sql::succeed(512);
@@ -176,6 +188,7 @@ fn process(c: &Connection, n: usize, finish_runs: bool) -> Result<(), Box<dyn Er
         let marked = c
             .prepare_cached(hot_sql::CLAIM_UPDATE)?
             .execute(params_from_iter(mark.iter()))?;
+        webhooks(c)?;
         if marked != ids.len() {
             return Err(format!("{marked} of {} claimed jobs marked", ids.len()).into());
         }
@@ -204,6 +217,7 @@ fn process(c: &Connection, n: usize, finish_runs: bool) -> Result<(), Box<dyn Er
             if changed != chunk.len() {
                 return Err(format!("{changed} of {} runs finished", chunk.len()).into());
             }
+            webhooks(c)?;
             c.prepare_cached("RELEASE quiet")?.execute([])?;
         }
         c.execute_batch("COMMIT")?;

@@ -7,4 +7,4 @@
 -- The trigger's sub-program ran for every claimed and every finished row,
 -- even when its WHEN clause was false: 3.95k of the 51.6k instructions a
 -- claimed and finished job cost (`sqlite_costs`). Deletes keep theirs.
-DROP TRIGGER rota_jobs_after_update;
+DROP TRIGGER IF EXISTS rota_jobs_after_update;

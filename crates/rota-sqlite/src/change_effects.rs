@@ -31,7 +31,7 @@ use crate::insert_effects::{COUNTS_SQL, STATES};
 use crate::row::{micros, opt_micros, parse_state, to_json};
 
 /// Whether a webhook exists: only then are outbox rows written.
-const WEBHOOKS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM rota_webhooks)";
+pub(crate) const WEBHOOKS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM rota_webhooks)";
 
 /// Outbox rows for the jobs whose ids are in the JSON array `?1`, in id
 /// order, as they are now (after the change).
@@ -205,7 +205,11 @@ impl Before {
     /// Reads jobs `ids` (missing ones are left out).
     pub(crate) async fn read(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Before> {
         let ids = to_json(&ids)?;
-        let jobs = snapshot(conn, &ids).await?;
+        let jobs = if ids == "[]" {
+            Vec::new()
+        } else {
+            snapshot(conn, &ids).await?
+        };
         Ok(Before { ids, jobs })
     }
 

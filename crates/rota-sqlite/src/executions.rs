@@ -1,7 +1,8 @@
 //! Executions: runs of an action for an owner, grouping jobs. Their
-//! per-state counters and derived status are kept by triggers on
-//! `rota_jobs` and `rota_executions` (migration 0003), on every path; this
-//! file creates, reads, marks, stops, prunes and repairs them.
+//! per-state counters are kept by the driver's job writes
+//! (`insert_effects`, `change_effects`) and the delete trigger, their
+//! status by a trigger on `rota_executions`; this file creates, reads,
+//! marks, stops, prunes and repairs them.
 
 use std::collections::BTreeMap;
 

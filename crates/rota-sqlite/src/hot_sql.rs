@@ -46,3 +46,7 @@ pub const INSERT_EVENTS: &str = crate::insert_effects::EVENTS_SQL;
 pub fn succeed(n: usize) -> String {
     runs::succeed_quiet_sql(n)
 }
+
+/// Whether a webhook exists, tested after each claim and finish statement
+/// before it writes the changed jobs' outbox rows.
+pub const WEBHOOKS: &str = crate::change_effects::WEBHOOKS_SQL;

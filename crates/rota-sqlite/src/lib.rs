@@ -21,12 +21,14 @@
 //!   [`job_insert_many_in`]) are noticed by polling `PRAGMA data_version`
 //!   and wake every queue.
 //! - **Executions, schedules, webhooks.** Execution counters and status,
-//!   and the webhook outbox, are kept by triggers on `rota_jobs` (migration
-//!   0003), so users' own transactions and pruning keep them right too. One
-//!   trigger per statement kind, whose `WHEN` clause is false for a job
-//!   without an execution while no webhook exists: the hot path pays one
-//!   trigger call per row and writes nothing more. Every state-changing
-//!   job `UPDATE` bumps the job's `revision`.
+//!   and the webhook outbox, are written by the driver in the transaction
+//!   of every insert (`insert_effects`) and state change
+//!   (`change_effects`), users' own transactions through
+//!   [`job_insert_many_in`] and [`job_finish_in`] included: a row trigger
+//!   costs SQLite a sub-program call per row even when its `WHEN` is false
+//!   (migrations 7 and 8). Deletes (pruning) keep a trigger; the execution
+//!   table's own trigger derives the status from the counters. Every
+//!   state-changing job `UPDATE` bumps the job's `revision`.
 //! - **Own migrations**, tracked in `rota_migrations`.
 //!
 //! ```no_run

@@ -361,7 +361,9 @@ impl FinishPlan {
         Ok(FinishPlan { statements })
     }
 
-    /// Whether the plan is one statement (atomic by itself).
+    /// Whether the plan is one finish statement: then it is atomic by
+    /// itself, its effects written in the same transaction (see
+    /// [`finish_many_native`]).
     pub(crate) fn is_one_statement(&self) -> bool {
         self.statements.len() == 1
     }
@@ -499,16 +501,27 @@ pub(crate) async fn finish_many(
         .map_err(map_sqlx)?;
     let mut done = Finished::new(params);
     let ran = finish_statements(conn, plan, &mut done).await;
-    let end = match ran {
-        Ok(()) => exec("RELEASE rota_finish").execute(&mut *conn).await,
-        Err(_) => match exec("ROLLBACK TO rota_finish").execute(&mut *conn).await {
-            Ok(_) => exec("RELEASE rota_finish").execute(&mut *conn).await,
-            Err(e) => Err(e),
-        },
+    let kept = match ran {
+        Ok(()) => exec("RELEASE rota_finish")
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx),
+        Err(e) => Err(e),
     };
-    // The statements' own error is the one to report.
-    ran?;
-    end.map_err(map_sqlx)?;
+    if let Err(e) = kept {
+        // Nothing of this call stays, and no savepoint of its own is left
+        // open (a failed `RELEASE` is a failed commit outside a
+        // transaction). An undo that fails too leaves the first error to
+        // report.
+        if exec("ROLLBACK TO rota_finish")
+            .execute(&mut *conn)
+            .await
+            .is_ok()
+        {
+            let _ = exec("RELEASE rota_finish").execute(&mut *conn).await;
+        }
+        return Err(e);
+    }
     Ok(done.results())
 }
 
@@ -546,8 +559,7 @@ pub(crate) fn finish_many_native(
             }
             continue;
         }
-        // The statement and its effects, together.
-        atomically(conn, || {
+        let mut run = || {
             let mut changes = Changes::default();
             let mut prepared = conn.prepare_cached(&st.sql).map_err(map_native)?;
             let mut rows = prepared
@@ -556,9 +568,16 @@ pub(crate) fn finish_many_native(
             while let Some(r) = rows.next().map_err(map_native)? {
                 done.row(r, &st.inputs, &mut changes)?;
             }
-            changes.write_native(conn)?;
-            Ok(Some(()))
-        })?;
+            changes.write_native(conn)
+        };
+        // The statement and its effects, together: in the writer's
+        // transaction when there is one (its failure undoes the whole
+        // operation), else in one of their own.
+        if conn.is_autocommit() {
+            atomically(conn, || run().map(Some))?;
+        } else {
+            run()?;
+        }
     }
     Ok(done.results())
 }
@@ -584,7 +603,9 @@ fn finish_quietly(
         }
         let mut changes = Changes::default();
         for &(id, pos) in &st.inputs {
-            let f = &params[pos];
+            let f = params
+                .get(pos)
+                .ok_or_else(|| DriverError::Database(format!("finish input {pos} out of range")))?;
             // A plain success always has a finish time.
             let at = opt_micros(f.finished_at).unwrap_or(i64::MIN);
             changes.moved(

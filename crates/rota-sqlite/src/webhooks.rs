@@ -1,5 +1,6 @@
 //! Webhook subscriptions, the status-change outbox (`rota_events`, written
-//! by triggers while a webhook exists) and deliveries.
+//! while a webhook exists: by the driver's job writes, and by the trigger
+//! on `rota_executions` for execution status) and deliveries.
 
 use rota_driver::{
     DeliveryAttemptParams, DeliveryCreateParams, DeliveryListParams, DeliveryRow, DriverError,

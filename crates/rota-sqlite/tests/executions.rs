@@ -1076,3 +1076,73 @@ async fn execution_inserts_wake_their_queues() {
     seen.sort();
     assert_eq!(seen, vec!["wake-x".to_owned(), "wake-y".to_owned()]);
 }
+
+/// A state change and its effects commit together, also when the writer
+/// runs a lone claim or finish in autocommit mode: when the effects fail
+/// (here a trigger refuses every change of the execution), the change is
+/// undone. And `job_finish_in` on a connection outside any transaction
+/// applies, counts, and leaves no transaction open.
+#[tokio::test]
+async fn a_change_whose_effects_fail_is_undone() {
+    let (dir, driver) = fresh().await;
+    let (x, jobs) = new_execution(&driver, "fx", vec![job("a", "fx"), job("b", "fx")], at(0)).await;
+    let mut conn = own_connection(&dir).await;
+    let refuse = "CREATE TRIGGER refuse BEFORE UPDATE ON rota_executions \
+                  BEGIN SELECT RAISE(ABORT, 'refused'); END";
+    sqlx::query(refuse).execute(&mut conn).await.unwrap();
+    let e = driver
+        .job_claim(&JobClaimParams {
+            queue: "fx".into(),
+            node_id: "n".into(),
+            node_labels: BTreeMap::new(),
+            kinds: None,
+            max: 1,
+            lease_token: 7,
+            lease_expires_at: at(31),
+            now: at(1),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    let first = driver.job_get(jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(first.state, JobState::Available, "the claim was undone");
+
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let running = claim(&driver, "fx", 2, 7, at(1)).await;
+    assert_eq!(running.len(), 2);
+    sqlx::query(refuse).execute(&mut conn).await.unwrap();
+    let e = driver
+        .job_finish_many(vec![finish(&running[0], JobState::Succeeded, at(2))])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    let first = driver.job_get(running[0].id).await.unwrap().unwrap();
+    assert_eq!(first.state, JobState::Running, "the finish was undone");
+
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let done =
+        rota_sqlite::job_finish_in(&mut conn, finish(&running[0], JobState::Succeeded, at(2)))
+            .await
+            .unwrap();
+    assert!(done.applied);
+    assert_eq!(
+        execution(&driver, x.id).await.counts,
+        counts(&[(JobState::Running, 1), (JobState::Succeeded, 1)])
+    );
+    // No transaction left open on the connection: the driver can write.
+    finish_all(
+        &driver,
+        vec![finish(&running[1], JobState::Succeeded, at(3))],
+    )
+    .await;
+    assert_eq!(
+        execution(&driver, x.id).await.counts,
+        counts(&[(JobState::Succeeded, 2)])
+    );
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rota_core::{Job, JobState, ValidationError, validate_queue_name};
 use rota_driver::{
-    Driver, InsertedJob, JobCancelParams, JobCount, JobListParams, JobRetryParams,
+    Driver, DriverError, InsertedJob, JobCancelParams, JobCount, JobListParams, JobRetryParams,
     QueuePauseParams, QueueRow,
 };
 use tokio::sync::Mutex;
@@ -244,7 +244,10 @@ impl Client {
     }
 
     /// Starts producers, executors, heartbeats and (if enabled) leader
-    /// maintenance.
+    /// maintenance. Refuses a store with pending migrations: this build's
+    /// engine relies on its schema (on SQLite, migration 8 moved the
+    /// bookkeeping of state changes from a trigger into the driver, so an
+    /// older schema would count them twice).
     pub async fn start(&self) -> Result<()> {
         let mut state = self.inner.runtime.lock().await;
         match *state {
@@ -252,6 +255,7 @@ impl Client {
             State::Running(_) => return Err(Error::Lifecycle("client already started")),
             State::Stopped => return Err(Error::Lifecycle("client was shut down")),
         }
+        self.check_schema().await?;
         let s = &self.inner.services;
         let services: Vec<Arc<dyn Service>> = vec![
             s.promoter.clone(),
@@ -269,6 +273,30 @@ impl Client {
         ));
         tracing::info!(node = %self.config().node_id, queues = self.config().queues.len(), "client started");
         Ok(())
+    }
+
+    /// Fails when the store has migrations this build knows but the store
+    /// has not applied. A store that cannot tell (not implemented) passes.
+    async fn check_schema(&self) -> Result<()> {
+        let status = match self.inner.engine.driver.migration_status().await {
+            Ok(status) => status,
+            Err(DriverError::NotImplemented(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let pending: Vec<String> = status
+            .iter()
+            .filter(|m| m.applied_at.is_none())
+            .map(|m| format!("{} ({})", m.version, m.name))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Store(DriverError::Migration(format!(
+            "the store has {} pending migration(s): {}; run `rota migrate up` \
+             or open the store with migrations applied",
+            pending.len(),
+            pending.join(", ")
+        ))))
     }
 
     /// Graceful shutdown: stop claiming, let running jobs finish within

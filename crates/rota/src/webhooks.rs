@@ -2,7 +2,7 @@
 //! store's status-change outbox into deliveries and deliver them.
 //!
 //! Each status change writes an outbox event in the same transaction as the
-//! change itself (store triggers), so no change can be lost between commit
+//! change itself (the store's triggers or driver), so no change can be lost between commit
 //! and delivery. Deliveries are retried with backoff until the receiver
 //! answers 2xx or the attempts run out. Each request carries:
 //!

@@ -196,9 +196,9 @@ pub(crate) fn open_native(
     .map_err(map_native)?;
     // Every statement shape of the hot paths stays prepared: up to ten
     // padded widths each of the finish, quiet finish, plain-success finish
-    // and heartbeat statements, the claim's two, the savepoint controls,
-    // inserts (multi-row inserts of odd sizes are prepared uncached, so
-    // they never evict it).
+    // and heartbeat statements, the claim's two, the change effects' three,
+    // the savepoint controls, inserts (multi-row inserts of odd sizes are
+    // prepared uncached, so they never evict it).
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }

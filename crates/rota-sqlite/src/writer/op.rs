@@ -169,10 +169,11 @@ impl WriterHandle {
         self.write_atomic(false, f).await
     }
 
-    /// Like [`write`](Self::write); with `atomic` set the operation runs
-    /// exactly one statement, and when nothing else is queued it runs in
+    /// Like [`write`](Self::write); with `atomic` set the operation is
+    /// atomic by itself (one statement, or its own transaction when the
+    /// connection has none), and when nothing else is queued it runs in
     /// autocommit mode, saving the `BEGIN` and `COMMIT` round trips (same
-    /// durability: the statement's own commit syncs like any other).
+    /// durability: its own commit syncs like any other).
     pub(crate) async fn write_atomic<T, F>(&self, atomic: bool, f: F) -> Result<T>
     where
         T: Send + 'static,

@@ -1,7 +1,8 @@
 //! Fixes executions whose stored status and counts no longer match their
-//! jobs (store triggers keep them in step; this catches anything else, e.g.
-//! rows edited by hand or a crash of an older version between writes) and
-//! says what it fixed.
+//! jobs (the stores keep them in step with every job write they make; this
+//! catches anything else, e.g. rows edited by hand, which on SQLite nothing
+//! else counts, or a crash of an older version between writes) and says
+//! what it fixed.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -141,3 +141,35 @@ async fn bad_settings_are_rejected_at_build() {
         .unwrap_err();
     assert_eq!(field(e), "workers");
 }
+
+struct NoopWorker;
+
+#[async_trait::async_trait]
+impl rota::Worker for NoopWorker {
+    type Args = Noop;
+    async fn work(&self, _: &rota::JobContext, _: Noop) -> rota::JobResult {
+        Ok(rota::JobOutcome::Done)
+    }
+}
+
+/// An engine does not run on a store with pending migrations: this build
+/// relies on its schema (on SQLite an older one would count every state
+/// change twice). Once migrated, the same store starts.
+#[tokio::test]
+async fn a_store_with_pending_migrations_is_refused_at_start() {
+    let Some(db) = Db::new() else { return };
+    let store = rota::Store::open_with(&db.url(), false).await.unwrap();
+    let client = rota::Client::builder(store)
+        .config(fast_config().queue("q", 1))
+        .worker(NoopWorker)
+        .build()
+        .unwrap();
+    let e = client.start().await.unwrap_err();
+    assert!(
+        matches!(e, Error::Store(_)) && e.to_string().contains("pending migration"),
+        "{e}"
+    );
+    client.driver().migrate().await.unwrap();
+    client.start().await.unwrap();
+    client.shutdown(Duration::from_secs(1)).await.unwrap();
+}
