@@ -16,8 +16,10 @@
 //!   caller's [`JobFinishParams::execution_id`](rota_driver::JobFinishParams)
 //!   checked by its fence;
 //! - cancel and retry know the job before and after;
-//! - promotion and an execution's stop read the rows they change before
-//!   and after ([`Before`]).
+//! - promotion reads each job's old state when it picks the due jobs, and
+//!   the rest from its `RETURNING`;
+//! - an execution's stop reads the rows it changes before and after
+//!   ([`Before`]).
 
 use std::collections::BTreeMap;
 
@@ -193,8 +195,8 @@ struct Snapshot {
 }
 
 /// Jobs as they were before a statement that may change any of them, for
-/// statements whose rows are not all in one known state (promotion, an
-/// execution's stop): read again after the change, the two tell
+/// statements whose rows are not all in one known state (an execution's
+/// stop): read again after the change, the two tell
 /// [`Changes`].
 pub(crate) struct Before {
     ids: String,

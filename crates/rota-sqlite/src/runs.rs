@@ -8,16 +8,16 @@ use rota_driver::{
     DriverError, FinishResult, HeartbeatResult, JobCheckinParams, JobClaimParams, JobExpiredParams,
     JobFinishParams, JobHeartbeatParams, JobPromoteParams, QueueCount, Result,
 };
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{AssertSqlSafe, Row};
 
 use crate::bind::{Param, bind_all};
-use crate::change_effects::{Before, Changes};
+use crate::change_effects::Changes;
 use crate::error::{map_native, map_sqlx};
 use crate::raw_rows::RawRows;
 use crate::row::{
     Columns, EXECUTION_ID_COLUMN, FINISHED_AT_COLUMN, JOB_COLUMN_COUNT, job_columns, job_from_row,
-    jobs_from_rows, micros, opt_micros, timestamp, to_json,
+    jobs_from_rows, micros, opt_micros, parse_state, timestamp, to_json,
 };
 
 /// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
@@ -703,13 +703,14 @@ pub(crate) async fn list_expired(
 }
 
 /// The due jobs promotion takes, by the promotion index.
-pub(crate) const PROMOTE_PICK_SQL: &str = "SELECT id FROM rota_jobs INDEXED BY rota_jobs_promote_idx \
+pub(crate) const PROMOTE_PICK_SQL: &str = "SELECT id, state FROM rota_jobs INDEXED BY rota_jobs_promote_idx \
      WHERE state IN ('scheduled', 'retrying') AND run_at <= ? ORDER BY run_at, id LIMIT ? + 0";
 
-/// Promotion of the picked jobs (ids in a JSON array).
+/// Promotion of the picked jobs (ids in a JSON array); returns what their
+/// effects need.
 const PROMOTE_SQL: &str = "UPDATE rota_jobs SET state = 'available', revision = revision + 1 \
      WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('scheduled', 'retrying') \
-     RETURNING queue";
+     RETURNING id, queue, execution_id, COALESCE(finished_at, started_at, created_at) AS at";
 
 /// Makes due scheduled and retrying jobs available, with the change's
 /// effects (the writer's transaction holds them all); counts per queue.
@@ -717,27 +718,43 @@ pub(crate) async fn promote_due(
     conn: &mut SqliteConnection,
     p: &JobPromoteParams,
 ) -> Result<Vec<QueueCount>> {
-    let ids: Vec<i64> = sqlx::query_scalar(PROMOTE_PICK_SQL)
+    let picked: Vec<(i64, String)> = sqlx::query_as(PROMOTE_PICK_SQL)
         .bind(micros(p.now))
         .bind(i64::from(p.limit))
         .fetch_all(&mut *conn)
         .await
         .map_err(map_sqlx)?;
-    if ids.is_empty() {
+    if picked.is_empty() {
         return Ok(Vec::new());
     }
-    let before = Before::read(conn, &ids).await?;
+    let mut was: HashMap<i64, JobState> = HashMap::with_capacity(picked.len());
+    for (id, state) in &picked {
+        was.insert(*id, parse_state(state)?);
+    }
+    let ids: Vec<i64> = picked.iter().map(|(id, _)| *id).collect();
     let rows = sqlx::query(PROMOTE_SQL)
         .bind(to_json(&ids)?)
         .fetch_all(&mut *conn)
         .await
         .map_err(map_sqlx)?;
-    before.write_changes(conn).await?;
+    let mut changes = Changes::default();
+    for r in &rows {
+        let id = r.req_int(0, "id")?;
+        if let Some(from) = was.get(&id) {
+            let execution = r.int(2, "execution_id")?;
+            changes.moved(
+                id,
+                execution,
+                *from,
+                JobState::Available,
+                r.req_int(3, "at")?,
+            );
+        }
+    }
+    changes.write(conn).await?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for r in &rows {
-        *counts
-            .entry(r.try_get("queue").map_err(map_sqlx)?)
-            .or_default() += 1;
+        *counts.entry(r.req_text(1, "queue")?).or_default() += 1;
     }
     Ok(counts
         .into_iter()
