@@ -28,6 +28,12 @@ pub struct Machine {
     /// commits cost at least this, so it explains much of the variance
     /// between runs on shared machines.
     pub fsync_p50_ms: Option<f64>,
+    /// Worker threads of the async runtime the engine ran on (Tokio reads
+    /// `TOKIO_WORKER_THREADS`; the default is one per CPU). On a small
+    /// machine they compete with SQLite's writer thread or a local
+    /// PostgreSQL server for the cores, which moves processing figures
+    /// (docs/benchmarks.md, round 14).
+    pub runtime_workers: Option<usize>,
 }
 
 impl Machine {
@@ -58,6 +64,9 @@ impl Machine {
             store_version: info.version,
             settings: info.settings,
             fsync_p50_ms: fsync_p50_ms(probe_dir),
+            runtime_workers: tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics().num_workers()),
         }
     }
 }

@@ -102,7 +102,7 @@ pub struct BenchReport {
 pub fn render_table(r: &BenchReport) -> String {
     let m = &r.machine;
     let mut out = format!(
-        "store: {} {}   machine: {} ({} cpus, {} MiB), kernel {}\nsettings: {}\ndisk: 4 KiB write + fdatasync p50 {}\n\n",
+        "store: {} {}   machine: {} ({} cpus, {} MiB), kernel {}\nsettings: {}\ndisk: 4 KiB write + fdatasync p50 {}\nruntime: {} worker threads\n\n",
         m.store,
         m.store_version,
         m.cpu,
@@ -115,7 +115,9 @@ pub fn render_table(r: &BenchReport) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         m.fsync_p50_ms
-            .map_or_else(|| "unknown".to_owned(), |ms| format!("{ms:.3} ms"))
+            .map_or_else(|| "unknown".to_owned(), |ms| format!("{ms:.3} ms")),
+        m.runtime_workers
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string())
     );
     out.push_str(&format!(
         "{:<28} {:>9} {:>9} {:>12}  {}\n",
@@ -222,6 +224,7 @@ mod tests {
                 store_version: String::new(),
                 settings: Default::default(),
                 fsync_p50_ms: None,
+                runtime_workers: None,
             },
             phases: Vec::new(),
         })
@@ -235,6 +238,7 @@ mod tests {
                 "fsync_p50_ms",
                 "kernel",
                 "memory_mib",
+                "runtime_workers",
                 "settings",
                 "store",
                 "store_version"

@@ -7,21 +7,22 @@ use crate::common::Sandbox;
 async fn bench_reports_every_phase_as_json_and_cleans_up() {
     let sb = Sandbox::new();
     let db = sb.db();
-    let out = sb
-        .run(&[
-            "bench",
-            "--database",
-            &db,
-            "--jobs",
-            "1000",
-            "--single",
-            "100",
-            "--latency",
-            "20",
-            "-o",
-            "json",
-        ])
-        .await;
+    let mut cmd = sb.cmd(&[
+        "bench",
+        "--database",
+        &db,
+        "--jobs",
+        "1000",
+        "--single",
+        "100",
+        "--latency",
+        "20",
+        "-o",
+        "json",
+    ]);
+    // Tokio's own setting, which the report must reflect.
+    cmd.env("TOKIO_WORKER_THREADS", "1");
+    let out = sb.run_cmd(cmd).await;
     assert!(out.status.success(), "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("bench JSON");
     let names: Vec<&str> = v["phases"]
@@ -59,6 +60,10 @@ async fn bench_reports_every_phase_as_json_and_cleans_up() {
         v["machine"]["settings"]
             .as_object()
             .is_some_and(|s| !s.is_empty())
+    );
+    assert_eq!(
+        v["machine"]["runtime_workers"], 1,
+        "the runtime's worker threads are reported"
     );
     let left: Vec<_> = std::fs::read_dir(sb.path())
         .unwrap()
