@@ -46,7 +46,9 @@ impl Store {
     }
 
     /// Like [`Store::open`], applying pending migrations only when `migrate`
-    /// is set (`rota migrate status` must not change the store).
+    /// is set (`rota migrate status` must not change the store). A
+    /// [`Client`](crate::Client) refuses to start on a store with pending
+    /// migrations.
     pub async fn open_with(url: &str, migrate: bool) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let (url, mut options) = pg_url_options(url)?;
