@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 use rota_core::{Job, JobState};
 use rota_driver::Result;
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::bind::{Param, bind_all};
@@ -181,11 +182,10 @@ fn at(job: &Job) -> i64 {
 }
 
 /// What [`Before`] and its counterpart after the change read of each job.
-const SNAPSHOT_SQL: &str = "SELECT id, state, cancel_requested_at IS NOT NULL, execution_id, \
-     COALESCE(finished_at, started_at, created_at) \
-     FROM rota_jobs WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id";
+const SNAPSHOT_COLUMNS: &str = "id, state, cancel_requested_at IS NOT NULL, execution_id, \
+     COALESCE(finished_at, started_at, created_at)";
 
-/// One job as [`SNAPSHOT_SQL`] reads it.
+/// One job as [`SNAPSHOT_COLUMNS`] reads it.
 struct Snapshot {
     id: i64,
     state: JobState,
@@ -204,14 +204,16 @@ pub(crate) struct Before {
 }
 
 impl Before {
-    /// Reads jobs `ids` (missing ones are left out).
-    pub(crate) async fn read(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Before> {
-        let ids = to_json(&ids)?;
-        let jobs = if ids == "[]" {
-            Vec::new()
-        } else {
-            snapshot(conn, &ids).await?
-        };
+    /// Reads the jobs that `filter`, a `WHERE` clause over `rota_jobs`
+    /// with one parameter (`?1`, bound to `param`), selects.
+    pub(crate) async fn read_where(
+        conn: &mut SqliteConnection,
+        filter: &str,
+        param: i64,
+    ) -> Result<Before> {
+        let sql = format!("SELECT {SNAPSHOT_COLUMNS} FROM rota_jobs WHERE {filter} ORDER BY id");
+        let jobs = snapshot(conn, &sql, Param::from(param)).await?;
+        let ids = to_json(&jobs.iter().map(|j| j.id).collect::<Vec<_>>())?;
         Ok(Before { ids, jobs })
     }
 
@@ -220,7 +222,11 @@ impl Before {
         if self.jobs.is_empty() {
             return Ok(());
         }
-        let after = snapshot(conn, &self.ids).await?;
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM rota_jobs \
+             WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+        );
+        let after = snapshot(conn, &sql, Param::from(self.ids)).await?;
         let mut changes = Changes::default();
         let mut old = self.jobs.iter().peekable();
         for new in &after {
@@ -238,12 +244,15 @@ impl Before {
     }
 }
 
-async fn snapshot(conn: &mut SqliteConnection, ids: &str) -> Result<Vec<Snapshot>> {
-    let rows: Vec<(i64, String, bool, Option<i64>, i64)> = sqlx::query_as(SNAPSHOT_SQL)
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+/// The jobs `sql` (selecting [`SNAPSHOT_COLUMNS`], one parameter) reads.
+async fn snapshot(conn: &mut SqliteConnection, sql: &str, param: Param) -> Result<Vec<Snapshot>> {
+    let query = sqlx::query_as(AssertSqlSafe(sql));
+    let query = match param {
+        Param::Int(v) => query.bind(v),
+        Param::Text(v) => query.bind(v),
+    };
+    let rows: Vec<(i64, String, bool, Option<i64>, i64)> =
+        query.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
     rows.into_iter()
         .map(|(id, state, cancel_requested, execution_id, at)| {
             Ok(Snapshot {

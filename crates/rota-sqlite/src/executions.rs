@@ -58,11 +58,11 @@ pub(crate) const MARK_SQL: &str = concat!(
     execution_columns!()
 );
 
-/// Stop, part 0: the jobs parts 1 and 2 change, read before and after
-/// for the effects of their changes.
-pub(crate) const STOP_PICK_SQL: &str = "SELECT id FROM rota_jobs WHERE execution_id = ?1 \
+/// Stop, part 0: the jobs parts 1 and 2 change (of execution `?1`), read
+/// before and after for the effects of their changes.
+pub(crate) const STOP_PICK_WHERE: &str = "execution_id = ?1 \
      AND (state IN ('scheduled', 'available', 'retrying') \
-          OR (state = 'running' AND cancel_requested_at IS NULL)) ORDER BY id";
+          OR (state = 'running' AND cancel_requested_at IS NULL))";
 
 /// Stop, part 1: waiting jobs of the execution end `canceled`.
 pub(crate) const STOP_WAITING_SQL: &str = "UPDATE rota_jobs SET state = 'canceled', finished_at = ?1, \
@@ -315,12 +315,7 @@ pub(crate) async fn stop(
 ) -> Result<(ExecutionRow, Vec<i64>)> {
     get_existing(conn, p.id).await?;
     let now = micros(p.now);
-    let ids: Vec<i64> = sqlx::query_scalar(STOP_PICK_SQL)
-        .bind(p.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
-    let before = Before::read(conn, &ids).await?;
+    let before = Before::read_where(conn, STOP_PICK_WHERE, p.id).await?;
     for sql in [STOP_WAITING_SQL, STOP_RUNNING_SQL] {
         sqlx::query(sql)
             .bind(now)
