@@ -26,6 +26,7 @@ use crate::bind::{Param, bind_all};
 use crate::error::{map_native, map_sqlx};
 use crate::insert_effects;
 use crate::row::{Columns, duration_millis, job_columns, job_from_row, micros, to_json};
+use crate::savepoint;
 
 /// Rows per multi-row `INSERT` (at most 16 parameters each, far below
 /// SQLite's variable limit).
@@ -388,29 +389,9 @@ pub(crate) async fn insert_many(
     origin: JobOrigin,
 ) -> Result<Vec<InsertedJob>> {
     let plan = InsertPlan::new(params, origin)?;
-    sqlx::raw_sql("SAVEPOINT rota_insert")
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
-    match insert_plan(conn, plan).await {
-        Ok(inserted) => {
-            sqlx::raw_sql("RELEASE rota_insert")
-                .execute(&mut *conn)
-                .await
-                .map_err(map_sqlx)?;
-            Ok(inserted)
-        }
-        Err(e) => {
-            // The insert's own error is the one to report.
-            if let Err(r) = sqlx::raw_sql("ROLLBACK TO rota_insert; RELEASE rota_insert")
-                .execute(&mut *conn)
-                .await
-            {
-                tracing::debug!(error = %r, "rollback of a failed insert");
-            }
-            Err(e)
-        }
-    }
+    savepoint::begin(conn).await?;
+    let inserted = insert_plan(conn, plan).await;
+    savepoint::end(conn, inserted).await
 }
 
 async fn insert_plan(

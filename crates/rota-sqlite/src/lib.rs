@@ -65,6 +65,7 @@ mod row;
 mod runs;
 #[cfg(test)]
 mod runs_tests;
+mod savepoint;
 mod schedules;
 #[cfg(test)]
 mod schema_tests;

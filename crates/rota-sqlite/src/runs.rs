@@ -19,6 +19,7 @@ use crate::row::{
     Columns, EXECUTION_ID_COLUMN, FINISHED_AT_COLUMN, JOB_COLUMN_COUNT, job_columns, job_from_row,
     jobs_from_rows, micros, opt_micros, parse_state, timestamp, to_json,
 };
+use crate::savepoint;
 
 /// Rows per batched `UPDATE ... FROM (VALUES ...)` statement.
 pub(crate) const CHUNK: usize = 512;
@@ -494,34 +495,10 @@ pub(crate) async fn finish_many(
     params: &[JobFinishParams],
 ) -> Result<(Vec<FinishResult>, Vec<String>)> {
     let plan = FinishPlan::new(params)?;
-    let exec = |sql: &'static str| sqlx::query(sql);
-    exec("SAVEPOINT rota_finish")
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+    savepoint::begin(conn).await?;
     let mut done = Finished::new(params);
     let ran = finish_statements(conn, plan, &mut done).await;
-    let kept = match ran {
-        Ok(()) => exec("RELEASE rota_finish")
-            .execute(&mut *conn)
-            .await
-            .map_err(map_sqlx),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = kept {
-        // Nothing of this call stays, and no savepoint of its own is left
-        // open (a failed `RELEASE` is a failed commit outside a
-        // transaction). An undo that fails too leaves the first error to
-        // report.
-        if exec("ROLLBACK TO rota_finish")
-            .execute(&mut *conn)
-            .await
-            .is_ok()
-        {
-            let _ = exec("RELEASE rota_finish").execute(&mut *conn).await;
-        }
-        return Err(e);
-    }
+    savepoint::end(conn, ran).await?;
     Ok(done.results())
 }
 
