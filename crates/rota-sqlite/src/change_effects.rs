@@ -98,9 +98,16 @@ impl Changes {
 
     /// The change from `old` to `new`, the same job before and after.
     pub(crate) fn job(&mut self, old: &Job, new: &Job) {
+        self.compared(&Snapshot::of(old), &Snapshot::of(new));
+    }
+
+    /// The change from `old` to `new`, the same job before and after: a
+    /// move when its state changed, else an event for a first cancel
+    /// request, else nothing.
+    fn compared(&mut self, old: &Snapshot, new: &Snapshot) {
         if old.state != new.state {
-            self.moved(new.id, new.execution_id, old.state, new.state, at(new));
-        } else if old.cancel_requested_at.is_none() && new.cancel_requested_at.is_some() {
+            self.moved(new.id, new.execution_id, old.state, new.state, new.at);
+        } else if !old.cancel_requested && new.cancel_requested {
             self.cancel_requested(new.id);
         }
     }
@@ -173,25 +180,33 @@ impl Changes {
     }
 }
 
-/// A job's time for its execution's `updated_at`: its finish, else its
-/// start, else its creation.
-fn at(job: &Job) -> i64 {
-    opt_micros(job.finished_at)
-        .or(opt_micros(job.started_at))
-        .unwrap_or(micros(job.created_at))
-}
-
 /// What [`Before`] and its counterpart after the change read of each job.
 const SNAPSHOT_COLUMNS: &str = "id, state, cancel_requested_at IS NOT NULL, execution_id, \
      COALESCE(finished_at, started_at, created_at)";
 
-/// One job as [`SNAPSHOT_COLUMNS`] reads it.
+/// What a job's change is judged by, as [`SNAPSHOT_COLUMNS`] reads it.
 struct Snapshot {
     id: i64,
     state: JobState,
     cancel_requested: bool,
     execution_id: Option<i64>,
+    /// The time its execution's `updated_at` moves to: its finish, else
+    /// its start, else its creation.
     at: i64,
+}
+
+impl Snapshot {
+    fn of(job: &Job) -> Snapshot {
+        Snapshot {
+            id: job.id,
+            state: job.state,
+            cancel_requested: job.cancel_requested_at.is_some(),
+            execution_id: job.execution_id,
+            at: opt_micros(job.finished_at)
+                .or(opt_micros(job.started_at))
+                .unwrap_or(micros(job.created_at)),
+        }
+    }
 }
 
 /// Jobs as they were before a statement that may change any of them, for
@@ -231,13 +246,8 @@ impl Before {
         let mut old = self.jobs.iter().peekable();
         for new in &after {
             while old.next_if(|o| o.id < new.id).is_some() {}
-            let Some(o) = old.next_if(|o| o.id == new.id) else {
-                continue;
-            };
-            if o.state != new.state {
-                changes.moved(new.id, new.execution_id, o.state, new.state, new.at);
-            } else if !o.cancel_requested && new.cancel_requested {
-                changes.cancel_requested(new.id);
+            if let Some(o) = old.next_if(|o| o.id == new.id) {
+                changes.compared(o, new);
             }
         }
         changes.write(conn).await

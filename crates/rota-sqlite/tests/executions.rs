@@ -61,6 +61,19 @@ async fn execution(driver: &SqliteDriver, id: i64) -> ExecutionRow {
     driver.execution_get(id).await.unwrap().unwrap()
 }
 
+fn claim_params(queue: &str, max: u32, token: i64, now: Timestamp) -> JobClaimParams {
+    JobClaimParams {
+        queue: queue.into(),
+        max,
+        node_id: "node-1".into(),
+        node_labels: BTreeMap::new(),
+        kinds: None,
+        lease_token: token,
+        lease_expires_at: now + Duration::from_secs(30),
+        now,
+    }
+}
+
 async fn claim(
     driver: &SqliteDriver,
     queue: &str,
@@ -69,16 +82,7 @@ async fn claim(
     now: Timestamp,
 ) -> Vec<Job> {
     driver
-        .job_claim(&JobClaimParams {
-            queue: queue.into(),
-            max,
-            node_id: "node-1".into(),
-            node_labels: BTreeMap::new(),
-            kinds: None,
-            lease_token: token,
-            lease_expires_at: now + Duration::from_secs(30),
-            now,
-        })
+        .job_claim(&claim_params(queue, max, token, now))
         .await
         .unwrap()
 }
@@ -1091,16 +1095,7 @@ async fn a_change_whose_effects_fail_is_undone() {
                   BEGIN SELECT RAISE(ABORT, 'refused'); END";
     sqlx::query(refuse).execute(&mut conn).await.unwrap();
     let e = driver
-        .job_claim(&JobClaimParams {
-            queue: "fx".into(),
-            node_id: "n".into(),
-            node_labels: BTreeMap::new(),
-            kinds: None,
-            max: 1,
-            lease_token: 7,
-            lease_expires_at: at(31),
-            now: at(1),
-        })
+        .job_claim(&claim_params("fx", 1, 7, at(1)))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("refused"), "{e}");
