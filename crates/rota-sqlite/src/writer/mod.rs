@@ -190,8 +190,17 @@ pub(crate) fn open_native(
     let conn =
         rusqlite::Connection::open_with_flags(connect.get_filename(), flags).map_err(map_native)?;
     conn.busy_timeout(busy_timeout).map_err(map_native)?;
+    // `temp_store = MEMORY` keeps the sub-journal in memory. Every page a
+    // statement inside the writer's transaction (its savepoints, its group
+    // commits) changes is first copied there; on a file, each claim or
+    // finish past 64 KiB of them became `pwrite`s, ~6 % of the writer's
+    // time (perf, round 15). It holds only pages that existed before the
+    // statement, is emptied at each commit, and claims and finishes are
+    // bounded batches; a statement changing a huge number of existing rows
+    // at once (stopping an execution of 100k jobs) holds its pages in
+    // memory until it commits.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+        "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(map_native)?;
     // Every statement shape of the hot paths stays prepared: up to ten

@@ -207,13 +207,15 @@ fn dispatch(
             tracing::error!(job.id = job.id, "no free slot for a claimed job");
             continue;
         };
-        tracker.spawn(executor::execute(
+        // Boxed: the run's future is ~1.7 KB, and unboxed it was copied
+        // whole at each of the wrappers spawning passes it through.
+        tracker.spawn(Box::pin(executor::execute(
             engine.clone(),
             job,
             lease_token,
             permit,
             completer.clone(),
-        ));
+        )));
     }
 }
 
