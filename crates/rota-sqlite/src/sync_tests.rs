@@ -283,3 +283,20 @@ async fn without_the_sync_thread_commit_callbacks_run_before_the_answer() {
         );
     }
 }
+
+/// The writer's native connection keeps temporary data, its sub-journal
+/// included, in memory (`temp_store = MEMORY`, 2): on a file, every claim
+/// or finish past 64 KiB of changed pages wrote them out.
+#[tokio::test]
+async fn the_native_writer_keeps_its_sub_journal_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _, _, _) = writer_with(&dir, true).await;
+    let temp_store: i64 = w
+        .write_native(false, |conn, _| {
+            conn.query_row("PRAGMA temp_store", [], |r| r.get(0))
+                .map_err(crate::error::map_native)
+        })
+        .await
+        .unwrap();
+    assert_eq!(temp_store, 2);
+}
