@@ -9,6 +9,7 @@ use rota_driver::{
     QueuePauseParams, QueueRow,
 };
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::context::CancelReason;
@@ -327,9 +328,15 @@ impl Client {
     /// is validated before anything is written.
     pub async fn enqueue_many(&self, requests: Vec<JobRequest>) -> Result<Vec<InsertedJob>> {
         let params = self.insert_params(requests)?;
+        // Instrumented, not entered: a guard held across the `await` would
+        // leave the span entered on the thread while this task waits, and
+        // other tasks' events there would be recorded inside it.
         let span = tracing::debug_span!("rota.enqueue", jobs = params.len());
-        let _g = span.enter();
-        let inserted = self.driver().job_insert_many(params).await?;
+        let inserted = self
+            .driver()
+            .job_insert_many(params)
+            .instrument(span)
+            .await?;
         crate::bulk::tally(&inserted);
         Ok(inserted)
     }
