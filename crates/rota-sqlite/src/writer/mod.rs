@@ -195,10 +195,11 @@ pub(crate) fn open_native(
     // commits) changes is first copied there; on a file, each claim or
     // finish past 64 KiB of them became `pwrite`s, ~6 % of the writer's
     // time (perf, round 15). It holds only pages that existed before the
-    // statement, is emptied at each commit, and claims and finishes are
-    // bounded batches; a statement changing a huge number of existing rows
-    // at once (stopping an execution of 100k jobs) holds its pages in
-    // memory until it commits.
+    // savepoint or statement, and is emptied when the statement or the
+    // operation's savepoint ends. This connection runs only the hot
+    // operations (claims, finishes, heartbeats and inserts: bounded
+    // batches, whose inserts mostly fill new pages); the rest run on the
+    // sqlx connection, whose temporary files stay on disk.
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
     ))
