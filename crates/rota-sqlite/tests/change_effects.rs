@@ -32,7 +32,7 @@ use rota_core::{AttemptError, ErrorKind, JobState};
 use rota_driver::{
     Driver, DriverError, ExecutionAddJobsParams, ExecutionInsertParams, ExecutionListParams,
     ExecutionRow, ExecutionStatus, ExecutionStopParams, FinishResult, JobCancelParams,
-    JobClaimParams, JobFinishParams, JobInsertParams, JobPromoteParams, JobRetryParams, Trigger,
+    JobFinishParams, JobInsertParams, JobPromoteParams, JobRetryParams, Trigger,
     WebhookInsertParams,
 };
 use rota_sqlite::{SqliteDriver, SqliteOptions, Synchronous, connect_options};
@@ -601,16 +601,13 @@ impl Store {
             Op::Claim { queue, max } => {
                 self.token += 1;
                 let claimed = d
-                    .job_claim(&JobClaimParams {
-                        queue: format!("q{}", queue % self.queues),
-                        max: *max,
-                        node_id: "node".into(),
-                        node_labels: BTreeMap::new(),
-                        kinds: None,
-                        lease_token: self.token,
-                        lease_expires_at: now + Duration::from_secs(30),
+                    .job_claim(&common::claim_at(
+                        &format!("q{}", queue % self.queues),
+                        *max,
+                        self.token,
                         now,
-                    })
+                        now + Duration::from_secs(30),
+                    ))
                     .await
                     .map_err(tc)?;
                 prop_assert!(claimed.len() <= *max as usize);

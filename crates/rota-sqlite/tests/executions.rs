@@ -25,7 +25,7 @@ use tempfile::TempDir;
 use tokio::sync::broadcast;
 
 mod common;
-use common::{at, fresh, job};
+use common::{at, claim_at, fresh, job};
 
 /// A writable connection of our own (a user's transaction, or tampering).
 async fn own_connection(dir: &TempDir) -> sqlx::SqliteConnection {
@@ -62,16 +62,7 @@ async fn execution(driver: &SqliteDriver, id: i64) -> ExecutionRow {
 }
 
 fn claim_params(queue: &str, max: u32, token: i64, now: Timestamp) -> JobClaimParams {
-    JobClaimParams {
-        queue: queue.into(),
-        max,
-        node_id: "node-1".into(),
-        node_labels: BTreeMap::new(),
-        kinds: None,
-        lease_token: token,
-        lease_expires_at: now + Duration::from_secs(30),
-        now,
-    }
+    claim_at(queue, max, token, now, now + Duration::from_secs(30))
 }
 
 async fn claim(

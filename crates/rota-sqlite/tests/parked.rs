@@ -3,27 +3,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rota_core::JobState;
-use rota_driver::{ClaimParamsFn, Driver, JobClaimParams, QueuePauseParams, Retracted};
+use rota_driver::{ClaimParamsFn, Driver, QueuePauseParams, Retracted};
 
 mod common;
-use common::{at, fresh, job};
+use common::{at, claim_at, fresh, job};
 
 fn claim(queue: &str, max: u32) -> ClaimParamsFn {
     let queue = queue.to_owned();
-    Box::new(move || JobClaimParams {
-        queue,
-        max,
-        node_id: "node-1".into(),
-        node_labels: BTreeMap::new(),
-        kinds: None,
-        lease_token: 42,
-        lease_expires_at: at(100),
-        now: at(1),
-    })
+    Box::new(move || claim_at(&queue, max, 42, at(1), at(100)))
 }
 
 #[tokio::test]

@@ -17,11 +17,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::at;
+use common::{at, claim_at};
 use rota_core::JobState;
 use rota_driver::{
-    Driver, ExecutionInsertParams, JobClaimParams, JobFinishParams, JobInsertParams, Trigger,
-    WebhookInsertParams,
+    Driver, ExecutionInsertParams, JobFinishParams, JobInsertParams, Trigger, WebhookInsertParams,
 };
 use rota_sqlite::{SqliteDriver, SqliteOptions, Synchronous};
 
@@ -117,16 +116,7 @@ async fn run(mode: Mode) {
     let mut claimed = Vec::new();
     loop {
         let got = driver
-            .job_claim(&JobClaimParams {
-                queue: "perf".into(),
-                max: BATCH,
-                node_id: "n".into(),
-                node_labels: BTreeMap::new(),
-                kinds: None,
-                lease_token: 1,
-                lease_expires_at: at(100),
-                now: at(1),
-            })
+            .job_claim(&claim_at("perf", BATCH, 1, at(1), at(100)))
             .await
             .unwrap();
         if got.is_empty() {

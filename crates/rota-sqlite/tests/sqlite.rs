@@ -19,19 +19,10 @@ use sqlx::{Connection, SqlitePool};
 use tokio::sync::broadcast;
 
 mod common;
-use common::{at, fresh, job, open_in};
+use common::{at, claim_at, fresh, job, open_in};
 
 fn claim_params(queue: &str, max: u32, token: i64) -> JobClaimParams {
-    JobClaimParams {
-        queue: queue.into(),
-        max,
-        node_id: "node-1".into(),
-        node_labels: BTreeMap::new(),
-        kinds: None,
-        lease_token: token,
-        lease_expires_at: at(100),
-        now: at(1),
-    }
+    claim_at(queue, max, token, at(1), at(100))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

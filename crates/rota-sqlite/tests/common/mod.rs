@@ -6,13 +6,34 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use rota_core::JobState;
-use rota_driver::JobInsertParams;
+use rota_driver::{JobClaimParams, JobInsertParams};
 use rota_sqlite::{SqliteDriver, SqliteOptions};
 use tempfile::TempDir;
 
 /// A fixed base instant plus `secs` seconds.
 pub(crate) fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+/// A claim by node `node-1` of up to `max` jobs of `queue` (any labels,
+/// any kind), at `now`, leased until `expires`.
+pub(crate) fn claim_at(
+    queue: &str,
+    max: u32,
+    token: i64,
+    now: Timestamp,
+    expires: Timestamp,
+) -> JobClaimParams {
+    JobClaimParams {
+        queue: queue.into(),
+        max,
+        node_id: "node-1".into(),
+        node_labels: BTreeMap::new(),
+        kinds: None,
+        lease_token: token,
+        lease_expires_at: expires,
+        now,
+    }
 }
 
 /// An available job of `kind` in `queue`, due at `at(0)`.
