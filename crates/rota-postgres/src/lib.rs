@@ -41,6 +41,7 @@ mod copy;
 mod error;
 mod executions;
 mod jobs;
+mod kept;
 mod leader;
 mod listener;
 mod migrate;
@@ -101,6 +102,8 @@ struct Inner {
     listener: Mutex<Option<listener::ListenerTask>>,
     /// Notifies queues after the driver's own inserts commit.
     notifier: notifier::Notifier,
+    /// The connection lone inserts reuse (see [`kept`]).
+    kept: kept::Kept,
 }
 
 impl std::fmt::Debug for PgDriver {
@@ -181,6 +184,7 @@ impl PgDriver {
                 tables,
                 wakeups,
                 listener: Mutex::new(None),
+                kept: kept::Kept::new(options.max_connections),
             }),
         };
         if options.migrate {
@@ -408,16 +412,16 @@ impl Driver for PgDriver {
         if params.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.inner.pool.acquire().await.db()?;
+        let mut lease = self.inner.kept.acquire(&self.inner.pool).await?;
         let out = jobs::insert_many_from(
-            &mut conn,
+            lease.conn(),
             self.t(),
             &params,
             jobs::Origin::default(),
             jobs::Wake::AfterCommit,
         )
         .await?;
-        drop(conn);
+        lease.done();
         self.inner.notifier.notify(jobs::available_queues(&out));
         Ok(out)
     }

@@ -12,6 +12,7 @@ mod common;
 mod claim;
 mod executions;
 mod insert;
+mod kept;
 mod maintenance;
 mod notify;
 mod pool;
