@@ -16,11 +16,12 @@ pub struct PgOptions {
     /// digits and `_` only, not starting with a digit, at most
     /// [`MAX_SCHEMA_LEN`] bytes; case-sensitive.
     pub schema: Option<String>,
-    /// Largest number of pooled connections. From four up, the driver
-    /// keeps one of them checked out for inserts made one at a time
-    /// (sqlx tests every connection handed back to its pool with a round
-    /// trip), so [`PgDriver::pool`](crate::PgDriver::pool) has one fewer
-    /// for other uses.
+    /// Largest number of pooled connections. From five up, the driver
+    /// keeps one of them checked out while inserts keep coming, and hands
+    /// it back within half a second of the last (sqlx tests every
+    /// connection handed back to its pool with a round trip), so
+    /// [`PgDriver::pool`](crate::PgDriver::pool) may have one fewer for
+    /// other uses meanwhile.
     pub max_connections: u32,
     /// How long a call waits for a free pooled connection before failing
     /// with [`DriverError::PoolTimedOut`]. Connecting waits as long for the
