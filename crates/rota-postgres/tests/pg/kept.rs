@@ -116,3 +116,58 @@ async fn the_pool_closes_with_the_driver_alive_after_inserts() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_cancelled_mid_statement_leave_no_transaction_behind() {
+    with_driver(pool_of(10), |driver, _| async move {
+        // Two jobs with unique keys: one transaction (BEGIN, the insert,
+        // COMMIT) on the kept connection. Each call is cut off after a
+        // growing delay, so cancellations land before, inside and after
+        // it; whatever the point, a pair is stored whole or not at all,
+        // and the next insert works.
+        for i in 0..60u64 {
+            let pair: Vec<_> = (0..2)
+                .map(|k| {
+                    let mut p = job(&format!("pair-{i}"));
+                    p.unique_key = Some(format!("pair-{i}-{k}"));
+                    p
+                })
+                .collect();
+            let d = driver.clone();
+            let call = tokio::spawn(async move { d.job_insert_many(pair).await });
+            tokio::time::sleep(Duration::from_micros(50 * i)).await;
+            call.abort();
+            let _ = call.await;
+        }
+        driver.job_insert_many(vec![job("after")]).await.unwrap();
+        let schema = driver.schema().unwrap().to_owned();
+        let (whole, split): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FILTER (WHERE n = 2), count(*) FILTER (WHERE n <> 2)
+             FROM (SELECT queue, count(*) AS n FROM \"{schema}\".rota_jobs
+                   WHERE queue LIKE 'pair-%' GROUP BY queue) q"
+        )))
+        .fetch_one(driver.pool())
+        .await
+        .unwrap();
+        assert_eq!(split, 0, "a pair stored in part ({whole} whole)");
+        // No connection of the pool is left inside a transaction: once the
+        // kept one is handed back, every one of them refuses a savepoint,
+        // which only a transaction block takes.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            let mut c = driver.pool().acquire().await.unwrap();
+            let err = sqlx::raw_sql("SAVEPOINT kept_probe")
+                .execute(&mut *c)
+                .await
+                .expect_err("a cancelled insert left a transaction open");
+            assert!(
+                err.to_string()
+                    .contains("can only be used in transaction blocks"),
+                "{err}"
+            );
+            held.push(c);
+        }
+    })
+    .await;
+}
