@@ -10,6 +10,7 @@
 //! Times are passed in by the caller (from its injected clock) so that logic
 //! depending on time is testable and every node agrees on one source.
 
+mod collect;
 mod error;
 mod executions;
 mod params;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use rota_core::Job;
 use tokio::sync::broadcast;
 
+pub use collect::try_collect_exact;
 pub use error::{DriverError, Result};
 pub use executions::*;
 pub use params::*;

@@ -259,13 +259,7 @@ pub(crate) fn job_from_row(row: &impl Columns) -> Result<Job> {
 
 /// Decodes many rows.
 pub(crate) fn jobs_from_rows(rows: &[SqliteRow]) -> Result<Vec<Job>> {
-    // Sized up front: a collect into `Result` grows by doubling, and a
-    // job is ~500 bytes.
-    let mut jobs = Vec::with_capacity(rows.len());
-    for row in rows {
-        jobs.push(job_from_row(row)?);
-    }
-    Ok(jobs)
+    rota_driver::try_collect_exact(rows.iter().map(job_from_row))
 }
 
 /// Every column of `rota_nodes`, as a string literal for `concat!` into

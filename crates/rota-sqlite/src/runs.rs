@@ -141,15 +141,11 @@ pub(crate) fn claim_rows_native(
 /// left them.
 pub(crate) fn decode_claimed(rows: &RawRows, p: &JobClaimParams) -> Result<Vec<Job>> {
     let (expires, now) = (micros(p.lease_expires_at), micros(p.now));
-    // Sized up front: a collect into `Result` grows by doubling, and a
-    // job is ~500 bytes.
-    let mut jobs = Vec::with_capacity(rows.len());
-    for k in 0..rows.len() {
+    rota_driver::try_collect_exact((0..rows.len()).map(|k| {
         let mut job = job_from_row(&rows.row(k))?;
         claimed(&mut job, p, expires, now)?;
-        jobs.push(job);
-    }
-    Ok(jobs)
+        Ok(job)
+    }))
 }
 
 /// Sets on a chosen job, as read, what [`CLAIM_UPDATE_SQL`] wrote: the

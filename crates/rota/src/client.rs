@@ -394,23 +394,16 @@ impl Client {
         first: Option<usize>,
     ) -> Result<Vec<rota_driver::JobInsertParams>> {
         let now = self.engine().now();
-        // Sized up front: collected into a `Result`, the vector could not
-        // know its length and grew by doubling, copying a bulk chunk's
-        // parameters about twice (perf, round 15).
-        let mut params = Vec::with_capacity(requests.len());
-        for (i, r) in requests.into_iter().enumerate() {
-            let p = r
-                .into_params(now, self.config().default_max_attempts)
+        rota_driver::try_collect_exact(requests.into_iter().enumerate().map(|(i, r)| {
+            r.into_params(now, self.config().default_max_attempts)
                 .map_err(|e| match first {
                     Some(first) => Error::from(ValidationError::new(
                         format!("jobs[{}].{}", first + i, e.field),
                         e.message,
                     )),
                     None => e.into(),
-                })?;
-            params.push(p);
-        }
-        Ok(params)
+                })
+        }))
     }
 
     /// One job.
